@@ -4,3 +4,53 @@ The servers come from ``VITALIS_TEST_DATABASE_URL`` / ``VITALIS_TEST_REDIS_URL``
 local servers on 127.0.0.1); when none answers, embedded ones are started for the session.
 Each test gets a fresh database of its own and a unique Redis key prefix; nothing else is dropped.
 """
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from vitalis_runtime.testing import TestServers, start_test_servers
+
+
+@pytest.fixture(scope="session")
+def test_servers() -> Iterator[TestServers]:
+    """PostgreSQL and Redis for the whole session: the configured ones or embedded ones."""
+    with start_test_servers(
+        database_url=os.environ.get("VITALIS_TEST_DATABASE_URL"),
+        redis_url=os.environ.get("VITALIS_TEST_REDIS_URL"),
+    ) as servers:
+        yield servers
+
+
+@pytest.fixture
+async def admin_database_url(test_servers: TestServers) -> AsyncIterator[str]:
+    """A fresh, empty database owned by this test, reached as a superuser (for migrations)."""
+    name = f"vitalis_t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(test_servers.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield test_servers.database_url_for(name)
+    admin = await asyncpg.connect(test_servers.database_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def redis_url(test_servers: TestServers) -> str:
+    """The session's Redis server."""
+    return test_servers.redis_url
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A Redis key prefix no other test uses."""
+    return f"vitalis-test:{uuid.uuid4().hex[:12]}"

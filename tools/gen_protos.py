@@ -2,7 +2,7 @@
 
 One command, one output folder (``gen/``):
 
-* ``gen/third_party/googleapis/google/api/*.proto`` — the ``google.api`` protos taken from the
+* ``gen/third_party/googleapis/google/{api,type,rpc}/*.proto`` — Google's common protos taken from the
   ``googleapis-common-protos`` wheel, so buf and protoc resolve imports without a registry;
 * ``gen/python/`` — Python messages, gRPC stubs and their type stubs (mypy-protobuf);
 * ``gen/descriptors/vitalis.binpb`` — the descriptor set (with imports and comments) that Envoy's
@@ -25,16 +25,17 @@ GEN = ROOT / "gen"
 THIRD_PARTY = GEN / "third_party" / "googleapis"
 PYTHON_OUT = GEN / "python"
 DESCRIPTOR_OUT = GEN / "descriptors" / "vitalis.binpb"
-GOOGLE_API_PROTOS = ("annotations", "http", "httpbody", "field_behavior", "resource", "client", "launch_stage")
+GOOGLE_PACKAGES = ("api", "type", "rpc")
 
 
-def copy_google_api_protos() -> Path:
-    """Copy the ``google/api`` protos Vitalis imports into ``gen/third_party``."""
-    source = Path(next(iter(google.api.__path__)))
-    target = THIRD_PARTY / "google" / "api"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in GOOGLE_API_PROTOS:
-        shutil.copyfile(source / f"{name}.proto", target / f"{name}.proto")
+def copy_google_protos() -> Path:
+    """Copy the ``google/{api,type,rpc}`` protos from the wheel into ``gen/third_party``."""
+    wheel_root = Path(next(iter(google.api.__path__))).parent
+    for package in GOOGLE_PACKAGES:
+        target = THIRD_PARTY / "google" / package
+        target.mkdir(parents=True, exist_ok=True)
+        for proto in (wheel_root / package).glob("*.proto"):
+            shutil.copyfile(proto, target / proto.name)
     return THIRD_PARTY
 
 
@@ -48,7 +49,7 @@ def run_protoc(args: list[str]) -> None:
 
 def main() -> None:
     """Regenerate ``gen/`` from ``protos/``."""
-    copy_google_api_protos()
+    copy_google_protos()
     sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
     if not sources:
         sys.exit("no .proto files under protos/")
