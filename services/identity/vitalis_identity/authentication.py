@@ -1,0 +1,171 @@
+"""Sign-up, sign-in, refresh and sign-out: the unit-of-work layer between the API and the stores."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from vitalis_identity.domain.passwords import Passwords, check_password_rules
+from vitalis_identity.domain.tokens import IssuedTokens, RefreshToken
+from vitalis_identity.domain.users import User, normalize_email, validate_name, validate_time_zone
+from vitalis_identity.keyring import KeyRing
+from vitalis_identity.store import SessionStore, UserStore
+from vitalis_runtime.db import Database
+from vitalis_runtime.errors import Unauthenticated
+
+WRONG_CREDENTIALS = "the e-mail address or the password is wrong"
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How long refresh tokens and sessions live."""
+
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    session_ttl: timedelta = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """What a person gives to sign up."""
+
+    email: str
+    password: str
+    given_name: str
+    family_name: str
+    time_zone: str
+
+
+class Authentication:
+    """Creates users and issues, rotates and revokes their tokens."""
+
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        *,
+        passwords: Passwords | None = None,
+        policy: SessionPolicy | None = None,
+        users: UserStore | None = None,
+        sessions: SessionStore | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._passwords = passwords or Passwords()
+        self._policy = policy or SessionPolicy()
+        self._users = users or UserStore()
+        self._sessions = sessions or SessionStore()
+        self._clock = clock
+
+    async def sign_up(self, new_user: NewUser, *, user_agent: str = "") -> tuple[User, IssuedTokens]:
+        """Create an account and its user with a password, and start a session."""
+        email = normalize_email(new_user.email)
+        check_password_rules(new_user.password)
+        given_name = validate_name(new_user.given_name, "given_name")
+        family_name = validate_name(new_user.family_name, "family_name")
+        time_zone = validate_time_zone(new_user.time_zone)
+        password_hash = await self._passwords.hash(new_user.password)
+        user_id = uuid.uuid4()
+        async with self._db.transaction(user_id=user_id) as conn:
+            user = await self._users.create_user(
+                conn,
+                user_id=user_id,
+                account_id=uuid.uuid4(),
+                email=email,
+                given_name=given_name,
+                family_name=family_name,
+                time_zone=time_zone,
+                password_hash=password_hash,
+            )
+            tokens = await self._start_session(conn, user, user_agent=user_agent)
+        return user, tokens
+
+    async def sign_in(self, email: str, password: str, *, user_agent: str = "") -> IssuedTokens:
+        """Check a password and start a session; one message for every kind of failure."""
+        try:
+            normalized = normalize_email(email)
+        except Exception:
+            raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS") from None
+        async with self._db.transaction(user_id=None) as conn:
+            found = await self._users.find_credentials_by_email(conn, normalized)
+            user_id, password_hash = found if found else (None, None)
+            if not await self._passwords.verify(password_hash, password) or user_id is None:
+                raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
+            user = await self._users.get_user(conn, user_id)
+            if user is None:
+                raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
+            return await self._start_session(conn, user, user_agent=user_agent)
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
+        """Exchange a refresh token for new tokens; reusing a spent one revokes the whole session."""
+        token = RefreshToken.decode(refresh_token)
+        now = self._clock()
+        reuse_detected = False
+        async with self._db.transaction(user_id=token.user_id) as conn:
+            row = await self._sessions.lock_refresh_token(conn, token.user_id, token.token_id)
+            if row is None or not token.matches(row["token_hash"]):
+                raise Unauthenticated("the refresh token is not valid", reason="INVALID_REFRESH_TOKEN")
+            session_id: uuid.UUID = row["session_id"]
+            if row["use_time"] is not None:
+                await self._sessions.revoke_session(conn, token.user_id, session_id, "refresh token reused")
+                reuse_detected = True
+            elif row["revoke_time"] is not None:
+                raise Unauthenticated("the session was signed out", reason="SESSION_REVOKED")
+            elif row["expire_time"] <= now or row["session_expire_time"] <= now:
+                raise Unauthenticated("the refresh token has expired; sign in again", reason="REFRESH_TOKEN_EXPIRED")
+            else:
+                await self._sessions.mark_used(conn, token.user_id, token.token_id)
+                user = await self._users.get_user(conn, token.user_id)
+                if user is None:
+                    raise Unauthenticated("the user no longer exists", reason="USER_DELETED")
+                return await self._issue(conn, user, session_id, now=now)
+        if reuse_detected:
+            raise Unauthenticated(
+                "this refresh token was already used; the session has been revoked — sign in again",
+                reason="REFRESH_TOKEN_REUSED",
+            )
+        raise AssertionError("unreachable")
+
+    async def sign_out(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """Revoke the caller's session (idempotent)."""
+        async with self._db.transaction(user_id=user_id) as conn:
+            await self._sessions.revoke_session(conn, user_id, session_id, "signed out")
+
+    async def _start_session(self, conn: asyncpg.Connection, user: User, *, user_agent: str) -> IssuedTokens:
+        now = self._clock()
+        session_id = uuid.uuid4()
+        await self._sessions.create_session(
+            conn,
+            user_id=user.user_id,
+            session_id=session_id,
+            expire_time=now + self._policy.session_ttl,
+            user_agent=user_agent,
+        )
+        return await self._issue(conn, user, session_id, now=now)
+
+    async def _issue(self, conn: asyncpg.Connection, user: User, session_id: uuid.UUID, *, now: datetime) -> IssuedTokens:
+        refresh = RefreshToken.issue(user.user_id)
+        refresh_expire = now + self._policy.refresh_token_ttl
+        await self._sessions.add_refresh_token(
+            conn,
+            user_id=user.user_id,
+            token_id=refresh.token_id,
+            session_id=session_id,
+            token_hash=refresh.secret_hash,
+            expire_time=refresh_expire,
+        )
+        access, access_expire = await self._keyring.sign_access_token(
+            user_id=user.user_id, session_id=session_id, account_id=user.account_id
+        )
+        return IssuedTokens(
+            access_token=access,
+            access_expire_time=access_expire,
+            refresh_token=refresh.encode(),
+            refresh_expire_time=refresh_expire,
+            user_id=user.user_id,
+            session_id=session_id,
+        )

@@ -1,0 +1,1 @@
+"""The identity domain: users, credentials, sessions and signing keys, free of gRPC and SQL."""

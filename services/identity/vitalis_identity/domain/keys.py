@@ -1,0 +1,54 @@
+"""Signing keys and their rotation schedule.
+
+Keys are ES256 (P-256). A key is *published* in the JWKS from its creation, *used for signing* from
+its activation time, and *retired* (removed from the JWKS) once every token it could have signed has
+expired. A successor is created ``publish_ahead`` before the current key's rotation is due, so the
+gateway and the services have fetched it before the first token signed with it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    """How often keys rotate and how long they stay published."""
+
+    rotation_period: timedelta = timedelta(days=30)
+    publish_ahead: timedelta = timedelta(minutes=10)
+    access_token_ttl: timedelta = timedelta(minutes=15)
+
+    def lifetime(self) -> timedelta:
+        """From activation to retirement: signing for one period, then verifying its tokens."""
+        return self.rotation_period + self.access_token_ttl + self.publish_ahead
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """When a stored key activates and retires."""
+
+    kid: str
+    activate_time: datetime
+    retire_time: datetime
+
+
+def signing_key(keys: Sequence[KeyInfo], now: datetime) -> KeyInfo | None:
+    """The newest key already active and not retired."""
+    usable = [k for k in keys if k.activate_time <= now < k.retire_time]
+    return max(usable, key=lambda k: k.activate_time, default=None)
+
+
+def successor_due(keys: Sequence[KeyInfo], now: datetime, schedule: KeySchedule) -> datetime | None:
+    """When a new key should activate, if one must be created now; ``None`` if not yet."""
+    current = signing_key(keys, now)
+    if current is None:
+        return now
+    if any(k.activate_time > current.activate_time for k in keys):
+        return None
+    rotate_at = current.activate_time + schedule.rotation_period
+    if now >= rotate_at - schedule.publish_ahead:
+        return max(rotate_at, now + schedule.publish_ahead)
+    return None
