@@ -1,0 +1,155 @@
+"""Typed, frozen settings every service starts from.
+
+Entry points call :meth:`ServiceSettings.from_env`, which reads the process environment once and
+fails fast, naming each missing or invalid variable. Everywhere else (tests included) settings are
+built from keyword arguments, and the environment is never consulted.
+
+Services subclass :class:`ServiceSettings` to add their own fields; a field ``storage_root`` is
+then read from ``VITALIS_STORAGE_ROOT``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "VITALIS_"
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_LENGTH = 32
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["json", "console"]
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a runnable service; the message names every bad variable."""
+
+
+class ServiceSettings(BaseSettings):
+    """What every Vitalis service needs to start: addresses, credentials, limits and switches."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="Short service name, e.g. identity.")
+    # Inside a container the service must be reachable from the pod network, not just loopback.
+    grpc_host: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104
+    grpc_port: int = Field(ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus port; 0 turns it off.")
+    database_url: str = Field(validation_alias="DATABASE_URL")
+    database_role: str | None = Field(default=None, description="Role to SET on every new connection.")
+    migrate_database_url: str = Field(default="", description="DSN for migrations; defaults to database_url.")
+    redis_url: str = Field(validation_alias="REDIS_URL")
+    identity_target: str | None = Field(default=None, description="host:port of identity's gRPC (JWKS).")
+    jwt_issuer: str = Field(default="vitalis", min_length=1)
+    jwt_audience: str = Field(default="vitalis-api", min_length=1)
+    page_token_secret: SecretStr = Field(description="Key that signs page tokens; at least 32 characters.")
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "json"
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    event_shards: int = Field(default=8, ge=1, le=1024)
+
+    # pydantic-settings passes every source by keyword, so the unused ones keep their names.
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only keyword arguments: reading the environment is :meth:`from_env`'s job alone."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Read the settings from the process environment; raise ConfigurationError naming bad variables."""
+        values = EnvSettingsSource(cls)()
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise ConfigurationError(describe_validation_error(cls, error)) from None
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field_name].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{ENV_PREFIX}{field_name.upper()}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_migrate_database_url(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = data.get("migrate_database_url") or data.get(f"{ENV_PREFIX}MIGRATE_DATABASE_URL")
+            database_url = data.get("database_url") or data.get("DATABASE_URL")
+            if not given and database_url:
+                return {**data, "migrate_database_url": database_url}
+        return data
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_dsn(cls, value: str) -> str:
+        if urlsplit(value).scheme not in POSTGRES_SCHEMES:
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("migrate_database_url")
+    @classmethod
+    def _migration_dsn(cls, value: str) -> str:
+        # Empty only when DATABASE_URL is missing too, which is reported on its own.
+        return cls._postgres_dsn(value) if value else value
+
+    @field_validator("page_token_secret")
+    @classmethod
+    def _long_enough_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in REDIS_SCHEMES:
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` to bind the gRPC server to (IPv6 hosts in brackets)."""
+        host = self.grpc_host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.grpc_port}"
+
+
+def describe_validation_error(settings_cls: type[ServiceSettings], error: ValidationError) -> str:
+    """One line per problem, each naming the environment variable to fix."""
+    problems = []
+    for detail in error.errors():
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        name = field
+        for candidate in settings_cls.model_fields:
+            if field in (candidate, settings_cls.env_name(candidate)):
+                name = settings_cls.env_name(candidate)
+                break
+        problem = "is required but not set" if detail["type"] == "missing" else detail["msg"]
+        problems.append(f"{name}: {problem}")
+    return "invalid configuration: " + "; ".join(problems)
