@@ -1,1 +1,1 @@
-"""Package."""
+"""The biomarkers service of Vitalis."""

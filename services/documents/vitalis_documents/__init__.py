@@ -1,1 +1,1 @@
-"""Package."""
+"""The documents service of Vitalis."""

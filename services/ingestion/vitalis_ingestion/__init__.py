@@ -1,1 +1,1 @@
-"""Package."""
+"""The ingestion service of Vitalis."""

@@ -1,1 +1,1 @@
-"""Package."""
+"""The insights service of Vitalis."""
