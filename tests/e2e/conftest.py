@@ -1,0 +1,55 @@
+"""The whole platform — five services and a real Envoy — on free ports for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET, new_secret
+from vitalis_cli.platform import Platform, PlatformConfig
+from vitalis_cli.ports import PortPlan
+from vitalis_runtime.testing import TestServers
+
+
+@pytest.fixture(scope="package")
+async def platform(test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    """One platform for the package, in a database of its own."""
+    database = f"vitalis_e2e_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(test_servers.database_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    await admin.close()
+    config = PlatformConfig(
+        database_url=test_servers.database_url_for(database),
+        redis_url=test_servers.redis_url,
+        secrets={PAGE_TOKEN_SECRET: new_secret(), SIGNING_KEY_SECRET: new_secret()},
+        work_dir=Path(tmp_path_factory.mktemp("platform")),
+        ports=PortPlan.free(),
+        base_env={key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ},
+        log_format="json",
+    )
+    try:
+        async with Platform(config) as running:
+            yield running
+    finally:
+        admin = await asyncpg.connect(test_servers.database_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def gateway(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the gateway."""
+    async with httpx.AsyncClient(base_url=platform.gateway_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def signing_secret(platform: Platform) -> str:
+    """The secret identity encrypts its signing keys with (to mint edge-case tokens in tests)."""
+    return platform.config.secrets[SIGNING_KEY_SECRET]
