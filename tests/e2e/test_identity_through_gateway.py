@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -18,6 +18,9 @@ from grpc_status import rpc_status
 
 from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc, user_service_pb2, user_service_pb2_grpc
 from vitalis_cli.platform import Platform
+from vitalis_identity.domain.keys import KeySchedule
+from vitalis_identity.keyring import KeyRing
+from vitalis_runtime.db import Database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 PASSWORD = "correct horse battery staple"
@@ -104,17 +107,25 @@ async def test_token_signed_by_another_key_is_401(gateway: httpx.AsyncClient) ->
     assert response.status_code == 401
 
 
-async def test_expired_token_is_401_even_with_a_valid_signature(gateway: httpx.AsyncClient) -> None:
+async def test_expired_token_is_401_even_with_a_valid_signature(
+    gateway: httpx.AsyncClient, platform: Platform, signing_secret: str
+) -> None:
     created = await sign_up(gateway)
-    real = created["tokens"]["accessToken"]
-    claims = jwt.decode(real, options={"verify_signature": False})
-    claims.update(iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 3600)
-    # Re-signing needs the private key; an expired token with a forged signature must fail too,
-    # and a genuinely signed expired one is covered by the runtime's verifier tests.
-    expired = jwt.encode(
-        claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
-        headers={"kid": jwt.get_unverified_header(real)["kid"]},
-    )
+    db = await Database.connect(platform.config.database_url, role="vitalis_identity_app")
+    try:
+        two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+        keyring = KeyRing(
+            db, secret=signing_secret, schedule=KeySchedule(), issuer="vitalis", audience="vitalis-api",
+            clock=lambda: two_hours_ago,
+        )
+        await keyring.refresh()
+        user_id = uuid.UUID(created["user"]["name"].removeprefix("users/"))
+        expired, expire_time = await keyring.sign_access_token(
+            user_id=user_id, session_id=uuid.uuid4(), account_id=uuid.uuid4()
+        )
+    finally:
+        await db.close()
+    assert expire_time < datetime.now(UTC)
     response = await gateway.get("/v1/users/me", headers=bearer(expired))
     assert response.status_code == 401
 
