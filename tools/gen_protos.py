@@ -61,8 +61,8 @@ def main() -> None:
         [
             f"--python_out={PYTHON_OUT}",
             f"--grpc_python_out={PYTHON_OUT}",
-            f"--mypy_out={PYTHON_OUT}",
-            f"--mypy_grpc_out={PYTHON_OUT}",
+            f"--mypy_out=quiet:{PYTHON_OUT}",
+            f"--mypy_grpc_out=quiet:{PYTHON_OUT}",
             *sources,
         ]
     )

@@ -19,6 +19,7 @@ _SEX_TO_PROTO = {
     Sex.UNSPECIFIED: user_pb2.SEX_UNSPECIFIED,
     Sex.FEMALE: user_pb2.SEX_FEMALE,
     Sex.MALE: user_pb2.SEX_MALE,
+    Sex.OTHER: user_pb2.SEX_OTHER,
 }
 _SEX_FROM_PROTO = {v: k for k, v in _SEX_TO_PROTO.items()}
 _UNITS_TO_PROTO = {

@@ -25,6 +25,7 @@ class Sex(enum.Enum):
     UNSPECIFIED = "unspecified"
     FEMALE = "female"
     MALE = "male"
+    OTHER = "other"
 
 
 class UnitSystem(enum.Enum):
