@@ -1,0 +1,308 @@
+"""Consuming events: Redis consumer groups in front, an inbox table behind, so each event applies once.
+
+For every entry the consumer opens one database transaction (acting for the event's user) that
+records ``(consumer group, event id)`` in ``<schema>.inbox`` and runs the handler; only after it
+commits is the entry acknowledged. A redelivered entry (the relay published twice, or this
+consumer died before acknowledging) finds its inbox row and is acknowledged without running the
+handler again.
+
+A failed entry stays pending and is retried when it has been idle for ``claim_idle_ms`` (by this
+or any other consumer of the group: entries of a dead consumer are claimed the same way). Later
+entries of the same user in the same batch wait behind it, to keep that user's order. An entry
+whose handler has failed on its ``max_deliveries``-th delivery, or that is not an event at all,
+is parked on the shard's dead-letter stream with the error, and acknowledged. A database outage
+is not the handler's fault: the entry is retried without being parked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import redis.asyncio
+import redis.exceptions
+from opentelemetry import propagate, trace
+from redis.typing import EncodableT, FieldT
+
+from vitalis_runtime import errors
+from vitalis_runtime.background import run_until_stopped
+from vitalis_runtime.db import Database, sql_identifier
+from vitalis_runtime.events import Event, MalformedEventError, StreamNames, translate_redis_errors
+
+EventHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    stream: str
+    entry_id: bytes
+    fields: Mapping[bytes, bytes]
+    deliveries: int
+
+
+class EventConsumer:
+    """One member (``consumer``) of a consumer group (``group``) reading ``streams``."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.asyncio.Redis,
+        *,
+        schema: str,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        handler: EventHandler,
+        claim_idle_ms: int = 30000,
+        max_deliveries: int = 5,
+        batch_size: int = 100,
+        block_ms: int = 1000,
+        max_backoff: float = 5.0,
+        inbox_retention: timedelta = timedelta(days=30),
+        purge_interval: float = 3600.0,
+        dead_letter_max_length: int = 100_000,
+    ) -> None:
+        """Configure a consumer; ``redis_client`` must return bytes (``decode_responses=False``).
+
+        ``group`` names what is done with the events (``insights-goal-progress``): each group
+        sees every event once, and its inbox rows are kept for ``inbox_retention``, which must
+        exceed the time an entry can stay in a stream. ``block_ms`` is how long :meth:`run`
+        waits for new entries in one call.
+        """
+        if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the consumer needs a Redis client with decode_responses=False")
+        if max_deliveries < 1:
+            raise ValueError("max_deliveries must be at least 1")
+        self._db = db
+        self._redis = redis_client
+        self._inbox = f"{sql_identifier(schema)}.inbox"
+        self._group = group
+        self._consumer = consumer
+        self._streams = list(streams)
+        self._handler = handler
+        self._claim_idle_ms = claim_idle_ms
+        self._max_deliveries = max_deliveries
+        self._batch_size = batch_size
+        self._block_ms = block_ms
+        self._max_backoff = max_backoff
+        self._inbox_retention = inbox_retention
+        self._purge_interval = purge_interval
+        self._dead_letter_max_length = dead_letter_max_length
+        self._groups_ready = False
+
+    async def consume_once(self, *, block_ms: int | None = None) -> int:
+        """Claim stuck entries, read new ones, and process them; return how many were settled.
+
+        Settled means acknowledged: handled, skipped as already handled, or parked. With
+        ``block_ms`` the read waits that long for new entries when there are none.
+        """
+        try:
+            with translate_redis_errors():
+                await self._ensure_groups()
+                deliveries = await self._claim_stuck()
+                deliveries += await self._read_new(block_ms)
+        except redis.exceptions.ResponseError as error:
+            if "NOGROUP" in str(error):
+                # The stream or group vanished (Redis restarted without persistence): recreate next time.
+                self._groups_ready = False
+            raise
+        return await self._process(deliveries)
+
+    async def _ensure_groups(self) -> None:
+        if self._groups_ready:
+            return
+        for stream in self._streams:
+            try:
+                await self._redis.xgroup_create(stream, self._group, id="0", mkstream=True)
+            except redis.exceptions.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+        self._groups_ready = True
+
+    async def _claim_stuck(self) -> list[_Delivery]:
+        claimed: list[_Delivery] = []
+        for stream in self._streams:
+            response = await self._redis.xautoclaim(
+                stream,
+                self._group,
+                self._consumer,
+                min_idle_time=self._claim_idle_ms,
+                start_id="0-0",
+                count=self._batch_size,
+            )
+            entries = [(entry_id, fields) for entry_id, fields in response[1] if fields is not None]
+            if not entries:
+                continue
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id, _ in entries:
+                    pipe.xpending_range(stream, self._group, min=entry_id, max=entry_id, count=1)
+                pending = await pipe.execute()
+            claimed += [
+                _Delivery(stream, _as_bytes(entry_id), fields, int(info[0]["times_delivered"]) if info else 1)
+                for (entry_id, fields), info in zip(entries, pending, strict=True)
+            ]
+        return claimed
+
+    async def _read_new(self, block_ms: int | None) -> list[_Delivery]:
+        response: Any = await self._redis.xreadgroup(
+            self._group,
+            self._consumer,
+            dict.fromkeys(self._streams, ">"),
+            count=self._batch_size,
+            block=block_ms if block_ms else None,
+        )
+        return [
+            _Delivery(_as_text(stream), _as_bytes(entry_id), fields, 1)
+            for stream, entries in _stream_batches(response)
+            for entry_id, fields in entries
+            if fields is not None
+        ]
+
+    async def _process(self, deliveries: list[_Delivery]) -> int:
+        settled = 0
+        held: set[tuple[str, Any]] = set()
+        for delivery in deliveries:
+            try:
+                event = Event.from_fields(delivery.fields)
+            except MalformedEventError as error:
+                await self._park(delivery, str(error))
+                settled += 1
+                continue
+            if (delivery.stream, event.user_id) in held:
+                continue
+            try:
+                await self._handle(event)
+            except errors.Unavailable:
+                raise
+            except Exception as error:
+                if delivery.deliveries >= self._max_deliveries:
+                    logger.exception(
+                        "parking event %s (%s) after %d deliveries", event.id, event.type, delivery.deliveries
+                    )
+                    await self._park(delivery, f"{type(error).__name__}: {error}")
+                    settled += 1
+                else:
+                    logger.warning(
+                        "handler of %s failed for event %s (%s), delivery %d of %d: %r",
+                        self._group,
+                        event.id,
+                        event.type,
+                        delivery.deliveries,
+                        self._max_deliveries,
+                        error,
+                    )
+                    held.add((delivery.stream, event.user_id))
+                continue
+            with translate_redis_errors():
+                await self._redis.xack(delivery.stream, self._group, delivery.entry_id)
+            settled += 1
+        return settled
+
+    async def _handle(self, event: Event) -> None:
+        context = propagate.extract(dict(event.headers))
+        with tracer.start_as_current_span(
+            f"{event.type} process",
+            context=context,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "redis",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self._group,
+                "messaging.message.id": str(event.id),
+            },
+        ):
+            async with self._db.transaction(user_id=event.user_id) as conn:
+                first_time = await conn.fetchval(
+                    f"""INSERT INTO {self._inbox} (consumer_group, event_id) VALUES ($1, $2)
+                        ON CONFLICT DO NOTHING RETURNING true""",  # noqa: S608
+                    self._group,
+                    event.id,
+                )
+                if first_time:
+                    await self._handler(conn, event)
+
+    async def _park(self, delivery: _Delivery, error: str) -> None:
+        fields: dict[FieldT, EncodableT] = dict(delivery.fields.items())
+        fields.update(
+            {
+                b"error": error.encode(),
+                b"source_stream": delivery.stream.encode(),
+                b"source_id": delivery.entry_id,
+                b"consumer_group": self._group.encode(),
+                b"deliveries": str(delivery.deliveries).encode(),
+                b"parked_at": datetime.now(UTC).isoformat().encode(),
+            }
+        )
+        with translate_redis_errors():
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(
+                    StreamNames.dead_letter(delivery.stream),
+                    fields,
+                    maxlen=self._dead_letter_max_length,
+                    approximate=True,
+                )
+                pipe.xack(delivery.stream, self._group, delivery.entry_id)
+                await pipe.execute()
+
+    async def purge_processed(self, *, older_than: timedelta, limit: int = 10_000) -> int:
+        """Forget up to ``limit`` of this group's inbox rows older than ``older_than``."""
+        async with self._db.transaction(user_id=None) as conn:
+            status: str = await conn.execute(
+                f"""DELETE FROM {self._inbox} WHERE (consumer_group, event_id) IN (
+                        SELECT consumer_group, event_id FROM {self._inbox}
+                        WHERE consumer_group = $1 AND processed_at < now() - $2::interval LIMIT $3)""",  # noqa: S608
+                self._group,
+                older_than,
+                limit,
+            )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, backing off (and logging, never crashing) during outages."""
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
+
+        async def step() -> bool:
+            nonlocal next_purge
+            settled = await self.consume_once(block_ms=self._block_ms)
+            if loop.time() >= next_purge:
+                await self.purge_processed(older_than=self._inbox_retention)
+                next_purge = loop.time() + self._purge_interval
+            return settled > 0
+
+        await run_until_stopped(
+            step,
+            stop,
+            name=f"event consumer {self._group}/{self._consumer}",
+            idle_delay=0.0,
+            max_backoff=self._max_backoff,
+        )
+
+
+def _stream_batches(response: Any) -> list[tuple[bytes | str, list[Any]]]:
+    """XREADGROUP's reply as (stream, entries) pairs, whichever protocol version parsed it."""
+    if not response:
+        return []
+    pairs = response.items() if isinstance(response, dict) else response
+    batches: list[tuple[bytes | str, list[Any]]] = []
+    for stream, entries in pairs:
+        # RESP3 wraps each stream's entries in one more list.
+        unwrapped = entries[0] if entries and isinstance(entries[0], list) else entries
+        batches.append((stream, unwrapped))
+    return batches
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,199 @@
+"""PostgreSQL access: an asyncpg pool whose unit of work is a transaction that knows its user.
+
+Every transaction starts with ``set_config('app.current_user_id', <user id>, true)`` (the same as
+``SET LOCAL``), which the row-level security policies of user-owned tables read through
+``NULLIF(current_setting('app.current_user_id', true), '')``. The setting ends with the transaction,
+so a pooled connection never carries one user's identity into another user's work.
+
+Driver errors are translated once, here, into the runtime's error model (see
+:func:`translate_database_errors`): an unreachable server is ``Unavailable``, a serialization
+failure or deadlock is ``Aborted`` (retrying may succeed), a cancelled statement (statement timeout)
+is ``DeadlineExceeded``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import Final
+
+import asyncpg
+import asyncpg.exceptions as pg_errors
+
+from vitalis_runtime import errors
+
+ISOLATION_LEVELS: Final = frozenset({"read_committed", "repeatable_read", "serializable"})
+USER_ID_SETTING: Final = "app.current_user_id"
+_PLAIN_IDENTIFIER: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_UNREACHABLE_ERRORS: Final = (
+    pg_errors.PostgresConnectionError,
+    pg_errors.CannotConnectNowError,
+    pg_errors.TooManyConnectionsError,
+    pg_errors.AdminShutdownError,
+    pg_errors.CrashShutdownError,
+    OSError,
+)
+_CONFLICT_ERRORS: Final = (pg_errors.SerializationError, pg_errors.DeadlockDetectedError)
+
+
+def translate_error(error: BaseException) -> errors.VitalisError | None:
+    """The runtime error a driver or network error stands for, or ``None`` if it is not one of them.
+
+    A client-side timeout while waiting for the server counts as a missed deadline; any other
+    ``OSError`` (refused, reset) as the server being unreachable.
+    """
+    if isinstance(error, errors.VitalisError):
+        return None
+    if isinstance(error, pg_errors.QueryCanceledError | TimeoutError):
+        return errors.DeadlineExceeded("The database did not answer in time.")
+    if isinstance(error, _CONFLICT_ERRORS):
+        return errors.Aborted("The change conflicted with a concurrent one; retry it.", reason="CONFLICT")
+    if isinstance(error, _UNREACHABLE_ERRORS):
+        return errors.Unavailable("The database cannot be reached.", reason="DATABASE_UNAVAILABLE")
+    if isinstance(error, asyncpg.InterfaceError) and "closed" in str(error):
+        return errors.Unavailable("The database connection pool is closed.", reason="DATABASE_UNAVAILABLE")
+    return None
+
+
+@contextmanager
+def translate_database_errors() -> Iterator[None]:
+    """Re-raise driver errors raised inside the block as the runtime error they stand for."""
+    try:
+        yield
+    except Exception as error:
+        translated = translate_error(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+async def _register_json_codecs(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, schema="pg_catalog", encoder=json.dumps, decoder=json.loads, format="text"
+        )
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_identifier(name: str) -> str:
+    """``name`` quoted for SQL, after checking it is a plain lower-case identifier (schema, role).
+
+    Schema and role names come from configuration, never from requests; the check makes a typo
+    fail loudly instead of producing a surprising statement.
+    """
+    if not _PLAIN_IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a lower-case SQL identifier")
+    return f'"{name}"'
+
+
+class Database:
+    """A connection pool; use :meth:`transaction` for every unit of work."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+        """Wrap an open pool; prefer :meth:`connect`, which also configures its connections."""
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        role: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        statement_timeout_ms: int = 15000,
+        application_name: str = "vitalis",
+        acquire_timeout: float = 10.0,
+    ) -> Database:
+        """Open a pool; raise ``errors.Unavailable`` when the server cannot be reached.
+
+        ``role``, when given, is assumed with ``SET ROLE`` on every new connection: a superuser
+        DSN (development, tests) then works with exactly the privileges of the application role.
+        In production leave it ``None`` and log in as the application role.
+        """
+
+        async def init(conn: asyncpg.Connection) -> None:
+            if role is not None:
+                await conn.execute(f"SET ROLE {_quote_identifier(role)}")
+            await _register_json_codecs(conn)
+
+        with translate_database_errors():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=init,
+                timeout=acquire_timeout,
+                server_settings={
+                    "application_name": application_name,
+                    "statement_timeout": str(statement_timeout_ms),
+                },
+            )
+        return cls(pool, acquire_timeout=acquire_timeout)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The underlying asyncpg pool (for LISTEN connections or COPY outside the unit of work)."""
+        return self._pool
+
+    def transaction(
+        self,
+        *,
+        user_id: uuid.UUID | None,
+        readonly: bool = False,
+        isolation: str = "read_committed",
+    ) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A transaction acting for ``user_id``; commits on normal exit, rolls back on an exception.
+
+        With ``user_id=None`` the setting stays empty, so row-level security shows no user's
+        rows: that is for system work on infrastructure tables (outbox, inbox).
+        """
+        if isolation not in ISOLATION_LEVELS:
+            raise ValueError(f"isolation must be one of {sorted(ISOLATION_LEVELS)}, not {isolation!r}")
+        return self._transaction(user_id=user_id, readonly=readonly, isolation=isolation)
+
+    @asynccontextmanager
+    async def _transaction(
+        self, *, user_id: uuid.UUID | None, readonly: bool, isolation: str
+    ) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool.is_closing():
+            raise errors.Unavailable("The database connection pool is closed.", reason="DATABASE_UNAVAILABLE")
+        with translate_database_errors():
+            try:
+                conn: asyncpg.Connection = await self._pool.acquire(timeout=self._acquire_timeout)
+            except TimeoutError as error:
+                raise errors.Unavailable(
+                    "No database connection became free in time.", reason="DATABASE_UNAVAILABLE"
+                ) from error
+            try:
+                async with conn.transaction(isolation=isolation, readonly=readonly):
+                    await conn.execute(
+                        "SELECT set_config($1, $2, true)",
+                        USER_ID_SETTING,
+                        "" if user_id is None else str(user_id),
+                    )
+                    yield conn
+            finally:
+                await self._pool.release(conn)
+
+    async def ping(self, *, max_wait: float = 2.0) -> None:
+        """Check that the server answers ``SELECT 1`` quickly; raise ``errors.Unavailable`` if not."""
+        try:
+            async with self._pool.acquire(timeout=max_wait) as conn:
+                await conn.fetchval("SELECT 1", timeout=max_wait)
+        except Exception as error:
+            raise errors.Unavailable(
+                "The database does not answer.", reason="DATABASE_UNAVAILABLE"
+            ) from error
+
+    async def close(self) -> None:
+        """Close every connection, waiting for the ones in use to be released."""
+        await self._pool.close()

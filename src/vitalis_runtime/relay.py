@@ -1,0 +1,149 @@
+"""Publishing the outbox: committed events go to their Redis stream shard, in outbox order.
+
+Delivery is at least once. A batch is locked, sent to Redis in one pipeline and only then marked
+published, in one database transaction: if the relay dies between sending and marking, the next
+run sends the batch again and consumers drop the duplicates through their inbox. While Redis is
+down nothing is marked, so the outbox keeps everything until Redis is back.
+
+Only one relay per schema publishes at a time (a transaction-level advisory lock): replicas can
+all run a relay for availability without reordering one user's events between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+
+import asyncpg
+import redis.asyncio
+
+from vitalis_runtime.background import run_until_stopped
+from vitalis_runtime.db import Database, sql_identifier
+from vitalis_runtime.events import Event, StreamNames, translate_redis_errors
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    """Moves events from ``<schema>.outbox`` to the producer's Redis streams."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis_client: redis.asyncio.Redis,
+        *,
+        schema: str,
+        streams: StreamNames,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+        max_stream_length: int = 1_000_000,
+        max_backoff: float = 5.0,
+        retention: timedelta = timedelta(days=7),
+        purge_interval: float = 3600.0,
+    ) -> None:
+        """Configure a relay; ``redis_client`` must return bytes (``decode_responses=False``).
+
+        Published rows are kept for ``retention`` (for inspection and replays), then purged.
+        """
+        if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("the relay needs a Redis client with decode_responses=False")
+        self._db = db
+        self._redis = redis_client
+        self._table = f"{sql_identifier(schema)}.outbox"
+        self._lock_key = f"vitalis.relay.{schema}"
+        self._streams = streams
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_stream_length = max_stream_length
+        self._max_backoff = max_backoff
+        self._retention = retention
+        self._purge_interval = purge_interval
+
+    async def relay_once(self) -> int:
+        """Publish the oldest unpublished batch; return how many events it held.
+
+        Raises ``errors.Unavailable`` when PostgreSQL or Redis cannot be reached; nothing is
+        marked published then.
+        """
+        async with self._db.transaction(user_id=None) as conn:
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", self._lock_key
+            ):
+                return 0
+            rows = await conn.fetch(
+                f"""SELECT position, event_id, event_type, producer, event_user_id, payload,
+                           headers::text AS headers, occur_time
+                    FROM {self._table}
+                    WHERE published_at IS NULL
+                    ORDER BY position
+                    LIMIT $1
+                    FOR UPDATE SKIP LOCKED""",  # noqa: S608
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._publish([_event_from_row(row) for row in rows])
+            await conn.execute(
+                f"UPDATE {self._table} SET published_at = now() WHERE position = ANY($1::bigint[])",  # noqa: S608
+                [row["position"] for row in rows],
+            )
+        return len(rows)
+
+    async def _publish(self, events: list[Event]) -> None:
+        with translate_redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.xadd(
+                        self._streams.for_user(event.user_id),
+                        event.to_fields(),
+                        maxlen=self._max_stream_length,
+                        approximate=True,
+                    )
+                await pipe.execute()
+
+    async def purge_published(self, *, older_than: timedelta, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` rows published more than ``older_than`` ago; return how many."""
+        async with self._db.transaction(user_id=None) as conn:
+            status: str = await conn.execute(
+                f"""DELETE FROM {self._table} WHERE position IN (
+                        SELECT position FROM {self._table}
+                        WHERE published_at < now() - $1::interval LIMIT $2)""",  # noqa: S608
+                older_than,
+                limit,
+            )
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set, backing off (and logging, never crashing) during outages."""
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
+
+        async def step() -> bool:
+            nonlocal next_purge
+            published = await self.relay_once()
+            if loop.time() >= next_purge:
+                await self.purge_published(older_than=self._retention)
+                next_purge = loop.time() + self._purge_interval
+            return published == self._batch_size
+
+        await run_until_stopped(
+            step,
+            stop,
+            name=f"outbox relay {self._table}",
+            idle_delay=self._poll_interval,
+            max_backoff=self._max_backoff,
+        )
+
+
+def _event_from_row(row: asyncpg.Record) -> Event:
+    return Event(
+        id=row["event_id"],
+        type=row["event_type"],
+        producer=row["producer"],
+        user_id=row["event_user_id"],
+        payload=bytes(row["payload"]),
+        occur_time=row["occur_time"],
+        headers=json.loads(row["headers"]),
+    )
