@@ -6,7 +6,9 @@ commits is the entry acknowledged. A redelivered entry (the relay published twic
 consumer died before acknowledging) finds its inbox row and is acknowledged without running the
 handler again.
 
-A failed entry stays pending and is retried when it has been idle for ``claim_idle_ms`` (by this
+Each shard stream is read by one consumer of the group at a time (see
+:mod:`vitalis_runtime.leases`), so one user's events are handled in order even with several
+replicas. A failed entry stays pending and is retried when it has been idle for ``claim_idle_ms`` (by this
 or any other consumer of the group: entries of a dead consumer are claimed the same way). Later
 entries of the same user in the same batch wait behind it, to keep that user's order. An entry
 whose handler has failed on its ``max_deliveries``-th delivery, or that is not an event at all,
@@ -33,6 +35,7 @@ from vitalis_runtime import errors
 from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database, sql_identifier
 from vitalis_runtime.events import Event, MalformedEventError, StreamNames, translate_redis_errors
+from vitalis_runtime.leases import StreamLeases
 
 EventHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
@@ -69,13 +72,17 @@ class EventConsumer:
         inbox_retention: timedelta = timedelta(days=30),
         purge_interval: float = 3600.0,
         dead_letter_max_length: int = 100_000,
+        exclusive: bool = True,
+        lease_ms: int = 15000,
     ) -> None:
         """Configure a consumer; ``redis_client`` must return bytes (``decode_responses=False``).
 
         ``group`` names what is done with the events (``insights-goal-progress``): each group
         sees every event once, and its inbox rows are kept for ``inbox_retention``, which must
         exceed the time an entry can stay in a stream. ``block_ms`` is how long :meth:`run`
-        waits for new entries in one call.
+        waits for new entries in one call. With ``exclusive`` (the default) each stream is leased
+        to one consumer of the group at a time, for ``lease_ms`` unless renewed; ``consumer``
+        must then be unique among the group's live consumers.
         """
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the consumer needs a Redis client with decode_responses=False")
@@ -97,6 +104,12 @@ class EventConsumer:
         self._purge_interval = purge_interval
         self._dead_letter_max_length = dead_letter_max_length
         self._groups_ready = False
+        self._leases = (
+            StreamLeases(redis_client, group=group, consumer=consumer, streams=streams, lease_ms=lease_ms)
+            if exclusive
+            else None
+        )
+        self._taking_over: set[str] = set()
 
     async def consume_once(self, *, block_ms: int | None = None) -> int:
         """Claim stuck entries, read new ones, and process them; return how many were settled.
@@ -107,8 +120,13 @@ class EventConsumer:
         try:
             with translate_redis_errors():
                 await self._ensure_groups()
-                deliveries = await self._claim_stuck()
-                deliveries += await self._read_new(block_ms)
+                streams = await self._streams_to_read()
+                if not streams:
+                    # Every shard is leased to other consumers: wait as a blocking read would.
+                    await asyncio.sleep((block_ms or 0) / 1000)
+                    return 0
+                deliveries = await self._claim_stuck(streams)
+                deliveries += await self._read_new(streams, block_ms)
         except redis.exceptions.ResponseError as error:
             if "NOGROUP" in str(error):
                 # The stream or group vanished (Redis restarted without persistence): recreate next time.
@@ -127,17 +145,29 @@ class EventConsumer:
                     raise
         self._groups_ready = True
 
-    async def _claim_stuck(self) -> list[_Delivery]:
+    async def _streams_to_read(self) -> list[str]:
+        if self._leases is None:
+            return self._streams
+        changes = await self._leases.refresh()
+        self._taking_over = (self._taking_over & set(changes.held)) | set(changes.acquired)
+        return changes.held
+
+    async def _claim_stuck(self, streams: Sequence[str]) -> list[_Delivery]:
         claimed: list[_Delivery] = []
-        for stream in self._streams:
+        for stream in streams:
+            # A stream just taken over may hold entries its previous reader left pending: claim
+            # them at once, before any newer entry, so its users' order survives the handover.
+            taking_over = stream in self._taking_over
             response = await self._redis.xautoclaim(
                 stream,
                 self._group,
                 self._consumer,
-                min_idle_time=self._claim_idle_ms,
+                min_idle_time=0 if taking_over else self._claim_idle_ms,
                 start_id="0-0",
                 count=self._batch_size,
             )
+            if taking_over and _as_bytes(response[0]) == b"0-0":
+                self._taking_over.discard(stream)
             entries = [(entry_id, fields) for entry_id, fields in response[1] if fields is not None]
             if not entries:
                 continue
@@ -151,11 +181,11 @@ class EventConsumer:
             ]
         return claimed
 
-    async def _read_new(self, block_ms: int | None) -> list[_Delivery]:
+    async def _read_new(self, streams: Sequence[str], block_ms: int | None) -> list[_Delivery]:
         response: Any = await self._redis.xreadgroup(
             self._group,
             self._consumer,
-            dict.fromkeys(self._streams, ">"),
+            dict.fromkeys(streams, ">"),
             count=self._batch_size,
             block=block_ms if block_ms else None,
         )
@@ -278,13 +308,26 @@ class EventConsumer:
                 next_purge = loop.time() + self._purge_interval
             return settled > 0
 
-        await run_until_stopped(
-            step,
-            stop,
-            name=f"event consumer {self._group}/{self._consumer}",
-            idle_delay=0.0,
-            max_backoff=self._max_backoff,
-        )
+        try:
+            await run_until_stopped(
+                step,
+                stop,
+                name=f"event consumer {self._group}/{self._consumer}",
+                idle_delay=0.0,
+                max_backoff=self._max_backoff,
+            )
+        finally:
+            await self.release_streams()
+
+    async def release_streams(self) -> None:
+        """Hand this consumer's streams back to the group now (they would otherwise expire)."""
+        if self._leases is None:
+            return
+        try:
+            with translate_redis_errors():
+                await self._leases.release_all()
+        except errors.Unavailable:
+            logger.warning("could not release the stream leases of %s/%s", self._group, self._consumer)
 
 
 def _stream_batches(response: Any) -> list[tuple[bytes | str, list[Any]]]:
