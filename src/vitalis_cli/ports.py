@@ -10,11 +10,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from vitalis_runtime.catalog import SERVICES, ServiceSpec
+from vitalis_runtime.catalog import SERVICES, ServiceSpec, service
 from vitalis_runtime.embedded import free_port
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_GATEWAY_ADMIN_PORT = 9901
+LOOPBACK = "127.0.0.1"
+
+
+def catalog_target(service_name: str) -> str:
+    """``127.0.0.1:<port>`` of a service on its well-known port (where ``vitalis run`` puts it)."""
+    return f"{LOOPBACK}:{service(service_name).grpc_port}"
 
 
 @dataclass(frozen=True)

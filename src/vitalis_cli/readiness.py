@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from vitalis_cli.children import ChildProcess
 
 POLL_INTERVAL_SECONDS = 0.2
 PROBE_TIMEOUT_SECONDS = 1.0
+HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
 
 
 class StartupError(RuntimeError):
@@ -59,9 +60,13 @@ def grpc_serving_probe(target: str, service: str = "") -> Callable[[], Awaitable
 
     async def probe() -> bool:
         async with grpc.aio.insecure_channel(target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+            check = channel.unary_unary(
+                HEALTH_CHECK_METHOD,
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
             try:
-                reply = await stub.Check(
+                reply = await check(
                     health_pb2.HealthCheckRequest(service=service), timeout=PROBE_TIMEOUT_SECONDS
                 )
             except grpc.aio.AioRpcError:

@@ -1,0 +1,65 @@
+"""Reading the demo fixtures into the messages the services accept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vitalis.ingestion.v1 import metric_pb2
+from vitalis_cli.demo_fixtures import FixtureFormatError, heart_rate_samples, parse_record_time
+
+RECORDS = """timestamp,heart_rate,cadence
+Sun Jun 11 07:34:09 PDT 2017,61,0
+Sun Jun 11 07:34:10 PDT 2017,,0
+Sun Jun 11 07:34:12 PDT 2017,64,80
+"""
+
+
+def test_record_time_keeps_its_zone_offset() -> None:
+    at = parse_record_time("Sun Jun 11 07:34:09 PDT 2017")
+
+    assert at.utcoffset() == timedelta(hours=-7)
+    assert at.astimezone(UTC) == datetime(2017, 6, 11, 14, 34, 9, tzinfo=UTC)
+
+
+def test_record_time_with_an_unknown_zone_is_refused() -> None:
+    with pytest.raises(FixtureFormatError, match="XYZ"):
+        parse_record_time("Sun Jun 11 07:34:09 XYZ 2017")
+
+
+def test_each_record_with_a_heart_rate_becomes_one_sample(tmp_path: Path) -> None:
+    records = tmp_path / "records.csv"
+    records.write_text(RECORDS)
+
+    samples = heart_rate_samples(records, source="users/u/sources/s")
+
+    assert [s.value for s in samples] == [61, 64]
+    first = samples[0]
+    assert first.metric_type == metric_pb2.METRIC_TYPE_HEART_RATE
+    assert first.unit == "/min"
+    assert first.source == "users/u/sources/s"
+    assert first.start_time.ToDatetime(tzinfo=UTC) == datetime(2017, 6, 11, 14, 34, 9, tzinfo=UTC)
+    assert first.utc_offset.seconds == -7 * 3600
+
+
+def test_a_malformed_row_names_its_line(tmp_path: Path) -> None:
+    records = tmp_path / "records.csv"
+    records.write_text("timestamp,heart_rate\nyesterday,61\n")
+
+    with pytest.raises(FixtureFormatError, match=r"records\.csv:2"):
+        heart_rate_samples(records, source="users/u/sources/s")
+
+
+def test_the_shared_garmin_run_gives_a_sample_per_record() -> None:
+    shared = (
+        Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fit" / "garmin-fenix-5-run-records.csv"
+    )
+    if not shared.is_file():
+        pytest.skip("../shared/fixtures is not beside this checkout")
+
+    samples = heart_rate_samples(shared, source="users/u/sources/s")
+
+    assert len(samples) == 21
+    assert all(40 <= s.value <= 220 for s in samples)
