@@ -1,0 +1,92 @@
+"""Prometheus metrics: the RPC metrics every server records and the endpoint that exposes them.
+
+A process serves one service, so its metrics live in one registry — by default prometheus-client's
+process-wide ``REGISTRY``, which also carries the process and GC collectors. Tests that count
+calls pass a fresh ``CollectorRegistry`` instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class RpcMetrics:
+    """Counters, latency histogram and in-flight gauge of the RPCs a server handles."""
+
+    handled: Counter
+    latency: Histogram
+    in_flight: Gauge
+
+    def record(self, method: str, code: str, seconds: float) -> None:
+        """Count one finished call of ``method`` (a full gRPC path) with its status code and duration."""
+        service, name = split_method(method)
+        self.handled.labels(service, name, code).inc()
+        self.latency.labels(service, name).observe(seconds)
+
+
+# Registering the same metric names twice in one registry is an error, so each registry gets its
+# set exactly once and every server in the process shares it.
+@functools.cache
+def rpc_metrics(registry: CollectorRegistry = REGISTRY) -> RpcMetrics:
+    """The RPC metrics registered in ``registry``."""
+    return RpcMetrics(
+        handled=Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by method and status code.",
+            ("grpc_service", "grpc_method", "grpc_code"),
+            registry=registry,
+        ),
+        latency=Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its status, by method.",
+            ("grpc_service", "grpc_method"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        in_flight=Gauge(
+            "grpc_server_in_flight",
+            "RPCs being served right now, by method.",
+            ("grpc_service", "grpc_method"),
+            registry=registry,
+        ),
+    )
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``/pkg.Service/Method`` → (``pkg.Service``, ``Method``)."""
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name
+
+
+@dataclass(frozen=True)
+class MetricsServer:
+    """The HTTP endpoint serving ``/metrics``."""
+
+    port: int
+    server: WSGIServer
+    thread: threading.Thread
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_metrics_server(
+    port: int,
+    *,
+    host: str = "0.0.0.0",
+    registry: CollectorRegistry = REGISTRY,  # noqa: S104
+) -> MetricsServer:
+    """Serve ``registry`` for Prometheus on ``host:port`` (port 0: a free one) from a daemon thread."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(port=server.server_port, server=server, thread=thread)
