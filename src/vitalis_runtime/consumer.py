@@ -13,7 +13,8 @@ or any other consumer of the group: entries of a dead consumer are claimed the s
 entries of the same user in the same batch wait behind it, to keep that user's order. An entry
 whose handler has failed on its ``max_deliveries``-th delivery, or that is not an event at all,
 is parked on the shard's dead-letter stream with the error, and acknowledged. A database outage
-is not the handler's fault: the entry is retried without being parked.
+is not the handler's fault: the batch stops, and its entries are retried (once idle for
+``claim_idle_ms``), never parked for it.
 """
 
 from __future__ import annotations

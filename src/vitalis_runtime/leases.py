@@ -89,7 +89,9 @@ class StreamLeases:
             if await self._redis.set(self._lease_key(stream), self._consumer, nx=True, px=self._lease_ms):
                 acquired.append(stream)
         self._held = [stream for stream in self._streams if stream in still_held or stream in acquired]
-        return LeaseChanges(held=list(self._held), acquired=acquired)
+        return LeaseChanges(
+            held=list(self._held), acquired=[stream for stream in self._streams if stream in acquired]
+        )
 
     async def release_all(self) -> None:
         """Give every lease back at once (on shutdown), so another replica need not wait for expiry."""

@@ -167,8 +167,8 @@ async def _apply_component(
     conn: asyncpg.Connection, quoted_schema: str, component: str, migrations: Sequence[Migration]
 ) -> list[Migration]:
     rows = await conn.fetch(
-        f"SELECT version, checksum FROM {quoted_schema}.{HISTORY_TABLE} WHERE component = $1",
-        component,  # noqa: S608
+        f"SELECT version, checksum FROM {quoted_schema}.{HISTORY_TABLE} WHERE component = $1",  # noqa: S608
+        component,
     )
     applied_checksums = {row["version"]: row["checksum"] for row in rows}
     for migration in migrations:
