@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -144,48 +145,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vitalis`` command; returns the process exit status."""
-    args = build_parser().parse_args(argv)
+    # The embedded PostgreSQL's lock directory falls back to /tmp without XDG_RUNTIME_DIR, as intended.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    parser = build_parser()
+    args = parser.parse_args(argv)
     environ = dict(os.environ)
     if args.command == "run":
-        from vitalis_cli.run_command import RunOptions, run_platform
-
-        options = RunOptions(
-            data_dir=args.data_dir,
-            gateway_port=args.gateway_port,
-            base_port=args.base_port,
-            log_format=args.log_format,
-            startup_timeout=args.startup_timeout,
-        )
-        return asyncio.run(run_platform(options, environ=environ, python=sys.executable))
+        return _run(args, environ)
     if args.command == "migrate":
         from vitalis_cli.migrate_command import run_migrate
 
         return asyncio.run(run_migrate(args.services, environ=environ))
     if args.command == "token":
-        from vitalis_cli.identity_access import Profile, identity_endpoint
-        from vitalis_cli.token_command import TokenOptions, resolve_password, run_token
+        return _token(args, environ)
+    try:
+        return _seed(args, environ)
+    except ValueError as error:
+        parser.error(str(error))
 
-        token_options = TokenOptions(
-            email=args.email,
-            password=resolve_password(args.password, environ, interactive=sys.stdin.isatty()),
-            sign_up=args.sign_up,
-            profile=Profile(
-                given_name=args.given_name, family_name=args.family_name, time_zone=args.time_zone
-            ),
-            endpoint=identity_endpoint(args.gateway, args.identity, environ),
-        )
-        return asyncio.run(run_token(token_options))
+
+def _run(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from vitalis_cli.run_command import RunOptions, run_platform
+
+    options = RunOptions(
+        data_dir=args.data_dir,
+        gateway_port=args.gateway_port,
+        base_port=args.base_port,
+        log_format=args.log_format,
+        startup_timeout=args.startup_timeout,
+    )
+    return asyncio.run(run_platform(options, environ=environ, python=sys.executable))
+
+
+def _token(args: argparse.Namespace, environ: dict[str, str]) -> int:
+    from vitalis_cli.identity_access import Profile, identity_endpoint
+    from vitalis_cli.token_command import TokenOptions, resolve_password, run_token
+
+    options = TokenOptions(
+        email=args.email,
+        password=resolve_password(args.password, environ, interactive=sys.stdin.isatty()),
+        sign_up=args.sign_up,
+        profile=Profile(given_name=args.given_name, family_name=args.family_name, time_zone=args.time_zone),
+        endpoint=identity_endpoint(args.gateway, args.identity, environ),
+    )
+    return asyncio.run(run_token(options))
+
+
+def _seed(args: argparse.Namespace, environ: dict[str, str]) -> int:
     from vitalis_cli.identity_access import identity_endpoint
     from vitalis_cli.seed_command import SeedOptions, parse_targets, run_seed
 
-    seed_options = SeedOptions(
+    options = SeedOptions(
         email=args.email,
         password=args.password,
         fixtures=args.fixtures,
         identity=identity_endpoint(args.gateway, args.identity, environ),
         targets=parse_targets(args.target),
     )
-    return asyncio.run(run_seed(seed_options))
+    return asyncio.run(run_seed(options))
 
 
 if __name__ == "__main__":
