@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from vitalis_cli.identity_access import auth_rest_binding
 from vitalis_cli.platform import Platform
+from vitalis_cli.ports import catalog_target
 
 EXAMPLE_EMAIL = "ada@example.com"
 EXAMPLE_PASSWORD = "correct horse battery staple"  # noqa: S105 - a documented example
@@ -38,6 +39,21 @@ def curl_sign_up_example(gateway_url: str) -> str:
     )
 
 
+def seed_command_line(platform: Platform) -> str:
+    """``vitalis seed``, with the targets it needs when the services are not on their usual ports."""
+    moved = [
+        spec.name
+        for spec in platform.config.services
+        if platform.service_target(spec.name) != catalog_target(spec.name)
+    ]
+    if not moved:
+        return "vitalis seed"
+    flags = [f"--target {name}={platform.service_target(name)}" for name in moved]
+    if "identity" in moved:
+        flags.insert(0, f"--identity {platform.service_target('identity')}")
+    return " ".join(["vitalis seed", *flags])
+
+
 def describe_running_platform(platform: Platform, backing: BackingDescription) -> str:
     """The multi-line banner."""
     services = ", ".join(
@@ -58,7 +74,7 @@ def describe_running_platform(platform: Platform, backing: BackingDescription) -
         f"  {curl_sign_up_example(platform.gateway_url)}",
         f"  vitalis token --email {EXAMPLE_EMAIL} --password {shlex.quote(EXAMPLE_PASSWORD)}"
         f" --gateway {platform.gateway_url}",
-        "  vitalis seed",
+        f"  {seed_command_line(platform)}",
         "",
         "Press Ctrl-C to stop.",
     ]

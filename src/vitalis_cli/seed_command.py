@@ -85,9 +85,7 @@ async def load_kind(kind: FixtureKind, context: SeedContext) -> Outcome:
         return Outcome(kind, "failed", str(error))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNIMPLEMENTED:
-            return Outcome(
-                kind, "not accepted", f"the running service does not implement it yet ({error.details()})"
-            )
+            return Outcome(kind, "not accepted", "the running services do not implement its RPC yet")
         return Outcome(kind, "failed", f"{error.code().name}: {error.details()}")
     return Outcome(kind, "loaded", detail)
 

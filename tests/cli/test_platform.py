@@ -202,7 +202,8 @@ async def test_vitalis_run_serves_the_gateway_until_interrupted_then_stops_every
         assert "demo user demo@vitalis.dev (users/" in report, err
         assert "heart rate of a Garmin run" in report
 
-        process.send_signal(signal.SIGINT)
+        # What a terminal's Ctrl-C does: SIGINT to the whole foreground process group.
+        os.killpg(process.pid, signal.SIGINT)
         assert await asyncio.wait_for(process.wait(), timeout=60) == 0
 
     assert "platform stopped" in lines[-1]

@@ -116,7 +116,7 @@ async def test_an_unimplemented_rpc_means_not_accepted_yet(tmp_path: Path) -> No
 
     assert code == 0
     assert (
-        "not accepted by the running services yet:\n  imports (present.csv): the running service"
+        "not accepted by the running services yet:\n  imports (present.csv): the running services do not"
         in out.getvalue()
     )
     assert grpc.StatusCode.UNIMPLEMENTED.name not in out.getvalue()
