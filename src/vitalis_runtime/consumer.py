@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -105,6 +106,7 @@ class EventConsumer:
         self._purge_interval = purge_interval
         self._dead_letter_max_length = dead_letter_max_length
         self._groups_ready = False
+        self._lease_ms = lease_ms
         self._leases = (
             StreamLeases(redis_client, group=group, consumer=consumer, streams=streams, lease_ms=lease_ms)
             if exclusive
@@ -198,44 +200,57 @@ class EventConsumer:
         ]
 
     async def _process(self, deliveries: list[_Delivery]) -> int:
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
         settled = 0
-        held: set[tuple[str, Any]] = set()
+        held_back: set[tuple[str, uuid.UUID | None]] = set()
+        lost: set[str] = set()
         for delivery in deliveries:
-            try:
-                event = Event.from_fields(delivery.fields)
-            except MalformedEventError as error:
-                await self._park(delivery, str(error))
+            if self._leases is not None and loop.time() - renewed_at > self._lease_ms / 3000:
+                # A long batch must not outlive the leases it was read under.
+                with translate_redis_errors():
+                    lost = set(self._streams) - set(await self._leases.renew())
+                renewed_at = loop.time()
+            if delivery.stream in lost:
+                continue
+            if await self._settle(delivery, held_back):
                 settled += 1
-                continue
-            if (delivery.stream, event.user_id) in held:
-                continue
-            try:
-                await self._handle(event)
-            except errors.Unavailable:
-                raise
-            except Exception as error:
-                if delivery.deliveries >= self._max_deliveries:
-                    logger.exception(
-                        "parking event %s (%s) after %d deliveries", event.id, event.type, delivery.deliveries
-                    )
-                    await self._park(delivery, f"{type(error).__name__}: {error}")
-                    settled += 1
-                else:
-                    logger.warning(
-                        "handler of %s failed for event %s (%s), delivery %d of %d: %r",
-                        self._group,
-                        event.id,
-                        event.type,
-                        delivery.deliveries,
-                        self._max_deliveries,
-                        error,
-                    )
-                    held.add((delivery.stream, event.user_id))
-                continue
-            with translate_redis_errors():
-                await self._redis.xack(delivery.stream, self._group, delivery.entry_id)
-            settled += 1
         return settled
+
+    async def _settle(self, delivery: _Delivery, held_back: set[tuple[str, uuid.UUID | None]]) -> bool:
+        """Handle, skip or park one entry and acknowledge it; False when it stays pending."""
+        try:
+            event = Event.from_fields(delivery.fields)
+        except MalformedEventError as error:
+            await self._park(delivery, str(error))
+            return True
+        if (delivery.stream, event.user_id) in held_back:
+            return False
+        try:
+            await self._handle(event)
+        except errors.Unavailable:
+            raise
+        except Exception as error:
+            if delivery.deliveries >= self._max_deliveries:
+                logger.exception(
+                    "parking event %s (%s) after %d deliveries", event.id, event.type, delivery.deliveries
+                )
+                await self._park(delivery, f"{type(error).__name__}: {error}")
+                return True
+            logger.warning(
+                "handler of %s failed for event %s (%s), delivery %d of %d: %r",
+                self._group,
+                event.id,
+                event.type,
+                delivery.deliveries,
+                self._max_deliveries,
+                error,
+            )
+            held_back.add((delivery.stream, event.user_id))
+            return False
+        with translate_redis_errors():
+            await self._redis.xack(delivery.stream, self._group, delivery.entry_id)
+        return True
 
     async def _handle(self, event: Event) -> None:
         context = propagate.extract(dict(event.headers))

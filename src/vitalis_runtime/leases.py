@@ -93,6 +93,11 @@ class StreamLeases:
             held=list(self._held), acquired=[stream for stream in self._streams if stream in acquired]
         )
 
+    async def renew(self) -> list[str]:
+        """Extend the held leases without taking new ones; return those still held."""
+        self._held = [stream for stream in self._held if await self._renewed(stream)]
+        return list(self._held)
+
     async def release_all(self) -> None:
         """Give every lease back at once (on shutdown), so another replica need not wait for expiry."""
         for stream in self._held:

@@ -25,6 +25,7 @@ from vitalis_runtime import errors
 from vitalis_runtime.consumer import EventConsumer
 from vitalis_runtime.db import Database
 from vitalis_runtime.events import Event, StreamNames
+from vitalis_runtime.leases import StreamLeases
 from vitalis_runtime.outbox import add_to_outbox
 from vitalis_runtime.relay import OutboxRelay
 
@@ -443,3 +444,28 @@ async def test_old_published_outbox_rows_and_inbox_rows_are_purged(
     assert await unpublished(migrated.admin_url) == 1
     assert await consumer.purge_processed(older_than=timedelta(hours=1)) == 0
     assert await consumer.purge_processed(older_than=timedelta(0)) == 1
+
+
+async def test_leases_are_renewed_while_a_long_batch_is_handled(
+    app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
+) -> None:
+    alice = uuid.uuid4()
+    for index in range(4):
+        await emit(app_db, alice, f"slow-{index}")
+    await drain(OutboxRelay(app_db, redis_client, schema="app", streams=streams))
+
+    async def slow(conn: asyncpg.Connection, event: Event) -> None:
+        await asyncio.sleep(0.15)
+
+    worker = consumer_for(app_db, redis_client, streams, slow, name="worker", lease_ms=300)
+    rival = StreamLeases(
+        redis_client, group="notes-effects", consumer="rival", streams=streams.all(), lease_ms=300
+    )
+    working = asyncio.create_task(worker.consume_once())
+    await asyncio.sleep(0.45)
+    rival_holds = (await rival.refresh()).held
+    async with asyncio.timeout(5):
+        settled = await working
+
+    assert settled == 4
+    assert streams.for_user(alice) not in rival_holds
