@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_IRREGULAR_PLURALS = {"people": "person", "children": "child", "analyses": "analysis", "indices": "index"}
 _FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -118,6 +119,8 @@ def _parameter_name(parts: list[str], index: int, field_path: str) -> str:
 
 
 def _singular(collection: str) -> str:
+    if collection in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[collection]
     if collection.endswith("ies"):
         return collection[:-3] + "y"
     if collection.endswith(("sses", "shes", "ches", "xes")):
