@@ -68,7 +68,10 @@ class Dependencies:
 async def open_dependencies(settings: ServiceSettings) -> AsyncIterator[Dependencies]:
     """Connect the database pool and Redis; close both on exit."""
     db = await Database.connect(
-        settings.database_url, role=settings.database_role, application_name=settings.service_name
+        settings.database_url,
+        role=settings.database_role,
+        schema=settings.service_name,
+        application_name=settings.service_name,
     )
     redis = aioredis.Redis.from_url(settings.redis_url)
     try:

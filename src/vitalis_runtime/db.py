@@ -107,6 +107,7 @@ class Database:
         dsn: str,
         *,
         role: str | None = None,
+        schema: str | None = None,
         min_size: int = 1,
         max_size: int = 10,
         statement_timeout_ms: int = 15000,
@@ -117,8 +118,12 @@ class Database:
 
         ``role``, when given, is assumed with ``SET ROLE`` on every new connection: a superuser
         DSN (development, tests) then works with exactly the privileges of the application role.
-        In production leave it ``None`` and log in as the application role.
+        In production leave it ``None`` and log in as the application role. ``schema``, when
+        given, is put first on the ``search_path`` so a service's SQL names its own tables plainly.
         """
+        settings = {"application_name": application_name, "statement_timeout": str(statement_timeout_ms)}
+        if schema is not None:
+            settings["search_path"] = f"{sql_identifier(schema)}, public"
 
         async def init(conn: asyncpg.Connection) -> None:
             if role is not None:
@@ -132,10 +137,7 @@ class Database:
                 max_size=max_size,
                 init=init,
                 timeout=acquire_timeout,
-                server_settings={
-                    "application_name": application_name,
-                    "statement_timeout": str(statement_timeout_ms),
-                },
+                server_settings=settings,
             )
         return cls(pool, acquire_timeout=acquire_timeout)
 

@@ -111,7 +111,7 @@ async def test_expired_token_is_401_even_with_a_valid_signature(
     gateway: httpx.AsyncClient, platform: Platform, signing_secret: str
 ) -> None:
     created = await sign_up(gateway)
-    db = await Database.connect(platform.config.database_url, role="vitalis_identity_app")
+    db = await Database.connect(platform.config.database_url, role="vitalis_identity_app", schema="identity")
     try:
         two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
         keyring = KeyRing(
