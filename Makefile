@@ -24,7 +24,7 @@ $(CURDIR)/.tools/bin/uv:
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 .PHONY: install
