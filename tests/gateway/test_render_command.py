@@ -83,3 +83,10 @@ def test_committed_kubernetes_copy_matches_the_contracts(project_source: object)
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_each_kubernetes_file_fits_in_a_config_map() -> None:
+    config_map_limit = 1024 * 1024
+    for name in ("envoy.yaml", "openapi.json", "docs.html", "descriptor.binpb"):
+        size = (ROOT / "deploy" / "k8s" / "base" / "gateway" / name).stat().st_size
+        assert size < config_map_limit, f"{name} is {size} bytes"
