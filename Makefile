@@ -58,14 +58,14 @@ test: install ## Run the whole test suite (unit, integration, end-to-end through
 .PHONY: lint
 lint: install node_modules/.installed ## buf lint and format, ruff check and format, mypy --strict.
 	$(BUF) lint
-	$(BUF) format --diff --exit-code
+	$(BUF) format protos --diff --exit-code
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 
 .PHONY: fmt
 fmt: install node_modules/.installed ## Format protos and Python in place.
-	$(BUF) format -w
+	$(BUF) format protos -w
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
