@@ -18,7 +18,9 @@ from vitalis_runtime.testing import TestServers
 
 
 @pytest.fixture(scope="package")
-async def platform(test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+async def platform(
+    test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
     """One platform for the package, in a database of its own."""
     database = f"vitalis_e2e_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(test_servers.database_url)

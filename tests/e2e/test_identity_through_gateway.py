@@ -16,7 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_status import rpc_status
 
-from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc, user_service_pb2, user_service_pb2_grpc
+from vitalis.identity.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
 from vitalis_cli.platform import Platform
 from vitalis_identity.domain.keys import KeySchedule
 from vitalis_identity.keyring import KeyRing
@@ -115,7 +120,11 @@ async def test_expired_token_is_401_even_with_a_valid_signature(
     try:
         two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
         keyring = KeyRing(
-            db, secret=signing_secret, schedule=KeySchedule(), issuer="vitalis", audience="vitalis-api",
+            db,
+            secret=signing_secret,
+            schedule=KeySchedule(),
+            issuer="vitalis",
+            audience="vitalis-api",
             clock=lambda: two_hours_ago,
         )
         await keyring.refresh()
@@ -147,9 +156,13 @@ async def test_forged_identity_header_is_ignored(gateway: httpx.AsyncClient) -> 
 async def test_another_users_profile_is_not_found(gateway: httpx.AsyncClient) -> None:
     owner = await sign_up(gateway)
     other = await sign_up(gateway)
-    response = await gateway.get(f"/v1/{owner['user']['name']}", headers=bearer(other["tokens"]["accessToken"]))
+    response = await gateway.get(
+        f"/v1/{owner['user']['name']}", headers=bearer(other["tokens"]["accessToken"])
+    )
     assert response.status_code == 404
-    never_existed = await gateway.get(f"/v1/users/{uuid.uuid4()}", headers=bearer(other["tokens"]["accessToken"]))
+    never_existed = await gateway.get(
+        f"/v1/users/{uuid.uuid4()}", headers=bearer(other["tokens"]["accessToken"])
+    )
     assert never_existed.status_code == 404
     assert response.json()["message"].replace(owner["user"]["name"], "X") == never_existed.json()[
         "message"
@@ -158,22 +171,20 @@ async def test_another_users_profile_is_not_found(gateway: httpx.AsyncClient) ->
 
 async def test_malformed_json_body_is_400(gateway: httpx.AsyncClient) -> None:
     response = await gateway.post(
-        "/v1/auth:signUp", content=b'{"email": "a@example.com", "password": ', headers={"content-type": "application/json"}
+        "/v1/auth:signUp",
+        content=b'{"email": "a@example.com", "password": ',
+        headers={"content-type": "application/json"},
     )
     assert response.status_code == 400
     assert response.text
 
 
 async def test_invalid_field_is_400_with_the_field_named(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.post(
-        "/v1/auth:signUp", json={"email": "not-an-email", "password": PASSWORD}
-    )
+    response = await gateway.post("/v1/auth:signUp", json={"email": "not-an-email", "password": PASSWORD})
     assert response.status_code == 400
     body = response.json()
     assert "email" in body["message"]
-    violations = [
-        v for detail in body.get("details", []) for v in detail.get("fieldViolations", [])
-    ]
+    violations = [v for detail in body.get("details", []) for v in detail.get("fieldViolations", [])]
     assert [v["field"] for v in violations] == ["email"]
 
 
@@ -184,9 +195,7 @@ async def test_unknown_path_is_404(gateway: httpx.AsyncClient) -> None:
 
 async def test_grpc_errors_map_to_aip_http_statuses(gateway: httpx.AsyncClient) -> None:
     created = await sign_up(gateway)
-    duplicate = await gateway.post(
-        "/v1/auth:signUp", json={"email": created["email"], "password": PASSWORD}
-    )
+    duplicate = await gateway.post("/v1/auth:signUp", json={"email": created["email"], "password": PASSWORD})
     assert duplicate.status_code == 409
     wrong_password = await gateway.post(
         "/v1/auth:signIn", json={"email": created["email"], "password": "wrong password!"}
@@ -235,7 +244,9 @@ async def test_refresh_token_reuse_revokes_the_session(platform: Platform) -> No
             timeout=10,
         )
         first = created.tokens.refresh_token
-        rotated = await auth.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=first), timeout=10)
+        rotated = await auth.RefreshSession(
+            auth_service_pb2.RefreshSessionRequest(refresh_token=first), timeout=10
+        )
         with pytest.raises(grpc.aio.AioRpcError) as reused:
             await auth.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=first), timeout=10)
         assert reused.value.code() == grpc.StatusCode.UNAUTHENTICATED

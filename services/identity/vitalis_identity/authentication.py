@@ -116,7 +116,9 @@ class Authentication:
             elif row["revoke_time"] is not None:
                 raise Unauthenticated("the session was signed out", reason="SESSION_REVOKED")
             elif row["expire_time"] <= now or row["session_expire_time"] <= now:
-                raise Unauthenticated("the refresh token has expired; sign in again", reason="REFRESH_TOKEN_EXPIRED")
+                raise Unauthenticated(
+                    "the refresh token has expired; sign in again", reason="REFRESH_TOKEN_EXPIRED"
+                )
             else:
                 await self._sessions.mark_used(conn, token.user_id, token.token_id)
                 user = await self._users.get_user(conn, token.user_id)
@@ -147,7 +149,9 @@ class Authentication:
         )
         return await self._issue(conn, user, session_id, now=now)
 
-    async def _issue(self, conn: asyncpg.Connection, user: User, session_id: uuid.UUID, *, now: datetime) -> IssuedTokens:
+    async def _issue(
+        self, conn: asyncpg.Connection, user: User, session_id: uuid.UUID, *, now: datetime
+    ) -> IssuedTokens:
         refresh = RefreshToken.issue(user.user_id)
         refresh_expire = now + self._policy.refresh_token_ttl
         await self._sessions.add_refresh_token(

@@ -8,7 +8,12 @@ from typing import Any
 
 import grpc
 
-from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc, user_service_pb2, user_service_pb2_grpc
+from vitalis.identity.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
 from vitalis_identity.api.auth import AuthServicer
 from vitalis_identity.api.users import UserServicer
 from vitalis_identity.authentication import Authentication, SessionPolicy

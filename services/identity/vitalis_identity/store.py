@@ -88,7 +88,9 @@ class UserStore:
         if user_id is None:
             return None
         await conn.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
-        password_hash = await conn.fetchval("SELECT password_hash FROM credentials WHERE user_id = $1", user_id)
+        password_hash = await conn.fetchval(
+            "SELECT password_hash FROM credentials WHERE user_id = $1", user_id
+        )
         if password_hash is None:
             return None
         return user_id, password_hash
@@ -100,7 +102,9 @@ class UserStore:
         )
         return _user(row) if row else None
 
-    async def save_profile(self, conn: asyncpg.Connection, user: User, *, expected_version: int) -> User | None:
+    async def save_profile(
+        self, conn: asyncpg.Connection, user: User, *, expected_version: int
+    ) -> User | None:
         """Write the profile fields if the stored version is still ``expected_version``."""
         row = await conn.fetchrow(
             f"""UPDATE users SET given_name = $3, family_name = $4, birth_date = $5, sex = $6,
@@ -198,7 +202,9 @@ class SessionStore:
         )
         return status.endswith(" 1")
 
-    async def session_is_live(self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    async def session_is_live(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> bool:
         """Whether a session exists, has not expired and was not revoked."""
         live: bool = await conn.fetchval(
             """SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = $1 AND session_id = $2

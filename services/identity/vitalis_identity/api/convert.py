@@ -90,7 +90,9 @@ def resolve_user_name(name: str, *, field: str = "name") -> uuid.UUID:
     principal = current_principal()
     prefix, _, ident = name.partition("/")
     if prefix != "users" or not ident or "/" in ident:
-        raise InvalidArgument.for_field(field, f"{name!r} is not a user name; expected users/{{user}} or users/me")
+        raise InvalidArgument.for_field(
+            field, f"{name!r} is not a user name; expected users/{{user}} or users/me"
+        )
     if ident == "me":
         return principal.user_id
     try:
@@ -106,7 +108,7 @@ def tokens_to_proto(tokens: IssuedTokens, message: Any) -> None:
     """Fill an AuthTokens message."""
     message.access_token = tokens.access_token
     message.refresh_token = tokens.refresh_token
-    message.token_type = "Bearer"
+    message.token_type = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     message.access_token_expire_time.CopyFrom(timestamp(tokens.access_expire_time))
     message.refresh_token_expire_time.CopyFrom(timestamp(tokens.refresh_expire_time))
     message.session = tokens.session_name

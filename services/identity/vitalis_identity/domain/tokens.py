@@ -18,7 +18,7 @@ from datetime import datetime
 
 from vitalis_runtime.errors import Unauthenticated
 
-REFRESH_TOKEN_PREFIX = "vrt_"
+REFRESH_TOKEN_PREFIX = "vrt_"  # noqa: S105 - a format marker, not a secret
 _SECRET_BYTES = 32
 _RAW_LENGTH = 16 + 16 + _SECRET_BYTES
 
