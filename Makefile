@@ -74,7 +74,10 @@ breaking: install node_modules/.installed ## buf breaking against the latest rel
 	@tag=$$(git tag --list 'v*' --sort=-v:refname | head -n1); \
 	if [ -z "$$tag" ]; then echo "no release tag yet: contracts may still change"; exit 0; fi; \
 	echo "checking contracts against $$tag"; \
-	$(BUF) breaking --against ".git#tag=$$tag"
+	against=$$(mktemp -d); trap 'rm -rf "$$against"' EXIT; \
+	git archive "$$tag" protos buf.yaml | tar -x -C "$$against"; \
+	mkdir -p "$$against/gen" && cp -r gen/third_party "$$against/gen/"; \
+	$(BUF) breaking --against "$$against"
 
 .PHONY: k8s-validate
 k8s-validate: install ## Render every kustomize overlay and validate it against the Kubernetes schemas.

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import google.api
+import google.api  # type: ignore[import-untyped]
 import grpc_tools
 from grpc_tools import protoc
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from google.api import httpbody_pb2
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from vitalis.ingestion.v1 import (
     import_job_pb2,

@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 import httpx
-from google.api import annotations_pb2
+from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message

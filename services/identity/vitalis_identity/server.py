@@ -61,8 +61,12 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
     profiles = Profiles(deps.db)
 
     def register(server: grpc.aio.Server) -> None:
-        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(authentication, keyring), server)
-        user_service_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(profiles), server)
+        # Not every RPC of these contracts is implemented yet (password change, soft delete,
+        # preferences); the generated base class answers those UNIMPLEMENTED.
+        auth = AuthServicer(authentication, keyring)  # type: ignore[abstract]
+        users = UserServicer(profiles)  # type: ignore[abstract]
+        auth_service_pb2_grpc.add_AuthServiceServicer_to_server(auth, server)
+        user_service_pb2_grpc.add_UserServiceServicer_to_server(users, server)
 
     parts = await create_service_server(
         settings,

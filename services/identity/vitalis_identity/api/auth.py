@@ -6,7 +6,7 @@ import json
 import uuid
 
 import grpc
-from google.api import httpbody_pb2
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import empty_pb2
 
 from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2
+from google.type import date_pb2  # type: ignore[import-untyped]
 
 from vitalis.identity.v1 import user_pb2
 from vitalis_identity.domain.tokens import IssuedTokens
