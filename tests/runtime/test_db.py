@@ -162,11 +162,9 @@ async def test_closed_pool_is_unavailable(migrated: MigratedSchema) -> None:
         await db.ping()
 
 
-def test_unknown_isolation_level_is_refused() -> None:
-    db = Database.__new__(Database)
-
+async def test_unknown_isolation_level_is_refused(app_db: Database) -> None:
     with pytest.raises(ValueError, match="isolation"):
-        db.transaction(user_id=None, isolation="chaos")
+        app_db.transaction(user_id=None, isolation="chaos")
 
 
 async def test_advisory_lock_serialises_transactions_on_the_same_key(app_db: Database) -> None:

@@ -469,3 +469,25 @@ async def test_leases_are_renewed_while_a_long_batch_is_handled(
 
     assert settled == 4
     assert streams.for_user(alice) not in rival_holds
+
+
+async def test_competing_relays_publish_each_event_once(
+    app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
+) -> None:
+    for index in range(30):
+        await emit(app_db, uuid.uuid4(), f"competing-{index}")
+    relays = [
+        OutboxRelay(app_db, redis_client, schema="app", streams=streams, batch_size=4) for _ in range(3)
+    ]
+
+    published = 0
+    async with asyncio.timeout(10):
+        while counts := await asyncio.gather(*(relay.relay_once() for relay in relays)):
+            if not any(counts):
+                break
+            published += sum(counts)
+
+    entries = [entry for stream in streams.all() for entry in await redis_client.xrange(stream)]
+    assert published == 30
+    assert sorted(fields[b"id"] for _, fields in entries) == sorted({fields[b"id"] for _, fields in entries})
+    assert len(entries) == 30
