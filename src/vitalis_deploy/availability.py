@@ -14,6 +14,8 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 10.0
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
 SHUTDOWN_MARGIN_SECONDS = 5.0
 """Time left after the drain for closing pools and flushing telemetry before SIGKILL."""
+GRACE_PERIODS_PER_SHUTDOWN = 2
+"""The runtime gives in-flight calls the grace period, then background tasks as long again."""
 
 
 def check_availability(objects: Sequence[Manifest], workloads: Iterable[PodWorkload]) -> list[Finding]:
@@ -78,7 +80,11 @@ def _targets(autoscaler: Manifest, workload: PodWorkload) -> bool:
 def _shutdown(
     workload: PodWorkload, config_maps: Mapping[tuple[str, str], Mapping[str, str]]
 ) -> Iterator[Finding]:
-    """The kubelet waits for preStop, then sends SIGTERM; the server drains; SIGKILL ends the grace period."""
+    """preStop runs first; on SIGTERM the server drains; SIGKILL comes at the end of the grace period.
+
+    The pod's terminationGracePeriodSeconds must cover the preStop hook, the runtime's drain
+    (GRACE_PERIODS_PER_SHUTDOWN times VITALIS_SHUTDOWN_GRACE_SECONDS) and a margin.
+    """
     grace_period = float(
         workload.pod_spec.get("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_SECONDS)
     )
@@ -121,4 +127,5 @@ def _runs_vitalis_service(container: Mapping[str, Any]) -> bool:
 
 def _drain_seconds(environment: Mapping[str, str]) -> float:
     value = environment.get(SHUTDOWN_GRACE_VARIABLE)
-    return DEFAULT_SHUTDOWN_GRACE_SECONDS if value is None else float(value)
+    grace = DEFAULT_SHUTDOWN_GRACE_SECONDS if value is None else float(value)
+    return GRACE_PERIODS_PER_SHUTDOWN * grace
