@@ -129,7 +129,10 @@ class EventConsumer:
                     await asyncio.sleep((block_ms or 0) / 1000)
                     return 0
                 deliveries = await self._claim_stuck(streams)
-                deliveries += await self._read_new(streams, block_ms)
+                # While a taken-over stream still has older pending entries, newer ones wait.
+                caught_up = [stream for stream in streams if stream not in self._taking_over]
+                if caught_up:
+                    deliveries += await self._read_new(caught_up, None if deliveries else block_ms)
         except redis.exceptions.ResponseError as error:
             if "NOGROUP" in str(error):
                 # The stream or group vanished (Redis restarted without persistence): recreate next time.

@@ -491,3 +491,38 @@ async def test_competing_relays_publish_each_event_once(
     assert published == 30
     assert sorted(fields[b"id"] for _, fields in entries) == sorted({fields[b"id"] for _, fields in entries})
     assert len(entries) == 30
+
+
+async def test_order_survives_a_takeover_with_many_pending_entries(
+    app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
+) -> None:
+    alice = uuid.uuid4()
+    for index in range(5):
+        await emit(app_db, alice, str(index))
+    await drain(OutboxRelay(app_db, redis_client, schema="app", streams=streams))
+    in_handler = asyncio.Event()
+
+    async def hang(conn: asyncpg.Connection, event: Event) -> None:
+        in_handler.set()
+        await asyncio.Event().wait()
+
+    dying = consumer_for(app_db, redis_client, streams, hang, name="dying", lease_ms=300)
+    crashed = asyncio.create_task(dying.consume_once())
+    async with asyncio.timeout(5):
+        await in_handler.wait()
+    crashed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await crashed
+    for index in range(5, 8):
+        await emit(app_db, alice, str(index))
+    await drain(OutboxRelay(app_db, redis_client, schema="app", streams=streams))
+    seen: list[int] = []
+
+    async def record(conn: asyncpg.Connection, event: Event) -> None:
+        seen.append(int(event.unpack(StringValue).value))
+
+    await asyncio.sleep(0.4)
+    heir = consumer_for(app_db, redis_client, streams, record, name="heir", lease_ms=300, batch_size=2)
+    await consume_until(heir, settled=8)
+
+    assert seen == list(range(8))
