@@ -8,7 +8,7 @@ once applied: a changed checksum is refused). :func:`migrate` runs them as the m
 What :func:`migrate` does, under an advisory lock keyed on the schema so that concurrent runners
 (one per replica, or a Kubernetes Job racing a developer) apply each migration once:
 
-1. creates the application role if missing (``NOLOGIN NOSUPERUSER NOBYPASSRLS``; giving it a
+1. creates the application role if missing (``NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT``; giving it a
    login and password in production is the operator's business) and refuses one that is a
    superuser, may bypass row-level security, or is the migration role itself;
 2. creates the schema and its history table ``<schema>.schema_migrations``;
