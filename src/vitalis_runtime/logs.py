@@ -17,7 +17,7 @@ from pythonjsonlogger.json import JsonFormatter
 from vitalis_runtime.request_context import current_request
 
 HANDLER_NAME = "vitalis"
-CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_label)s] %(message)s"
 
 
 class ContextFilter(logging.Filter):
@@ -43,6 +43,18 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class ConsoleFormatter(logging.Formatter):
+    """One readable line per record, with the request id (or ``-``) in brackets."""
+
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record`` for a person."""
+        record.request_label = getattr(record, "request_id", None) or "-"
+        return super().format(record)
+
+
 def configure_logging(
     service_name: str, level: str = "INFO", fmt: Literal["json", "console"] | str = "json"
 ) -> logging.Handler:
@@ -59,7 +71,7 @@ def configure_logging(
             )
         )
     elif fmt == "console":
-        handler.setFormatter(logging.Formatter(CONSOLE_FORMAT))
+        handler.setFormatter(ConsoleFormatter())
     else:
         raise ValueError(f"unknown log format {fmt!r}; use json or console")
     root = logging.getLogger()

@@ -14,6 +14,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+# Prometheus scrapes the pod's address, so the endpoint listens beyond loopback.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -84,8 +86,8 @@ class MetricsServer:
 def start_metrics_server(
     port: int,
     *,
-    host: str = "0.0.0.0",
-    registry: CollectorRegistry = REGISTRY,  # noqa: S104
+    host: str = ALL_INTERFACES,
+    registry: CollectorRegistry = REGISTRY,
 ) -> MetricsServer:
     """Serve ``registry`` for Prometheus on ``host:port`` (port 0: a free one) from a daemon thread."""
     server, thread = start_http_server(port, addr=host, registry=registry)
