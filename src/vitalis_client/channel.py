@@ -18,6 +18,9 @@ MAX_ATTEMPTS = 4
 DEFAULT_SERVICE_CONFIG: Mapping[str, Any] = {
     # Spread calls over every address the name resolves to (a headless Service's pods).
     "loadBalancingConfig": [{"round_robin": {}}],
+    # Retries pause while failures outweigh successes, so that during an outage they do not
+    # multiply the load on a service that is already struggling.
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
     "methodConfig": [
         {
             # An empty name applies the policy to every method of every service.
