@@ -34,7 +34,7 @@ from vitalis_runtime.call_interceptor import (
     ServicerContext,
 )
 from vitalis_runtime.error_mapping import classify, error_domain, grpc_status, internal_error, rpc_status
-from vitalis_runtime.metrics import RpcMetrics, rpc_metrics
+from vitalis_runtime.metrics import RpcMetrics, rpc_metrics, split_method
 from vitalis_runtime.request_context import (
     REQUEST_ID_HEADER,
     accept_request_id,
@@ -150,7 +150,7 @@ class AccessInterceptor(CallInterceptor):
         self._finish(call, started, grpc.StatusCode.OK, responses_sent=sent)
 
     def _start(self, call: RpcCall) -> float:
-        service, method = _split(call.method)
+        service, method = split_method(call.method)
         self._metrics.in_flight.labels(service, method).inc()
         return time.perf_counter()
 
@@ -158,7 +158,7 @@ class AccessInterceptor(CallInterceptor):
         self, call: RpcCall, started: float, code: grpc.StatusCode, *, responses_sent: int | None = None
     ) -> None:
         elapsed = time.perf_counter() - started
-        service, method = _split(call.method)
+        service, method = split_method(call.method)
         self._metrics.in_flight.labels(service, method).dec()
         self._metrics.record(call.method, code.name, elapsed)
         level = logging.DEBUG if call.method in HEALTH_METHODS else logging.INFO
@@ -171,11 +171,6 @@ class AccessInterceptor(CallInterceptor):
         if responses_sent is not None:
             fields["responses_sent"] = responses_sent
         access_logger.log(level, "%s %s %.1fms", call.method, code.name, elapsed * 1000, extra=fields)
-
-
-def _split(method: str) -> tuple[str, str]:
-    service, _, name = method.lstrip("/").partition("/")
-    return service, name
 
 
 def _code_of(context: ServicerContext, error: BaseException) -> grpc.StatusCode:
