@@ -35,9 +35,10 @@ gen/.stamp: .venv/.synced tools/gen_protos.py $(PROTO_SOURCES)
 	@touch $@
 
 .PHONY: protos
-protos: .venv/.synced ## Generate Python stubs, type stubs and the Envoy descriptor set into gen/.
+protos: .venv/.synced ## Generate stubs, type stubs and descriptors into gen/; re-render the gateway's Kubernetes copy.
 	$(RUN) python tools/gen_protos.py
 	@touch gen/.stamp
+	$(RUN) python -m vitalis_gateway render --target kubernetes
 
 .PHONY: gateway
 gateway: install ## Render the Envoy configuration and the OpenAPI document into gen/gateway/.
