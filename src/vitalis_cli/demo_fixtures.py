@@ -6,7 +6,10 @@ Pure functions of the files: no network, so they are tested on their own.
 from __future__ import annotations
 
 import csv
+import math
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,6 +32,42 @@ _ZONE_OFFSETS: Mapping[str, timedelta] = {
     "EST": timedelta(hours=-5),
     "EDT": timedelta(hours=-4),
 }
+
+
+PHENOAGE_REFERENCE = Path("reference") / "phenoage.md"
+# LOINC codes (from reference/biomarkers-and-wearables.md) of the test vector's inputs, by row label.
+_PHENOAGE_LOINC: Mapping[str, str] = {
+    "albumin": "1751-7",
+    "creatinine": "2160-0",
+    "glucose": "2345-7",
+    "ln(CRP mg/dL)": "1988-5",
+    "lymphocytes": "736-9",
+    "MCV": "787-2",
+    "RDW": "788-0",
+    "ALP": "6768-6",
+    "WBC": "6690-2",
+}
+# The file's units as UCUM codes.
+_UCUM: Mapping[str, str] = {
+    "g/L": "g/L",
+    "µmol/L": "umol/L",
+    "mmol/L": "mmol/L",
+    "%": "%",
+    "fL": "fL",
+    "U/L": "U/L",
+    "10^3/µL": "10*3/uL",
+}
+_TABLE_ROW = re.compile(r"^\|\s*(?P<label>[^|]+?)\s*\|\s*(?P<value>-?\d+(?:\.\d+)?)\s*(?P<unit>[^|]*?)\s*\|$")
+
+
+@dataclass(frozen=True)
+class DemoMarker:
+    """One measured value of the demo panel, identified by its LOINC code."""
+
+    loinc_code: str
+    reported_name: str
+    value: float
+    unit: str
 
 
 class FixtureFormatError(ValueError):
@@ -76,3 +115,29 @@ def heart_rate_samples(records_csv: Path, *, source: str) -> list[sample_pb2.Sam
                 )
             )
     return samples
+
+
+def phenoage_panel(reference: Path) -> list[DemoMarker]:
+    """The blood values of the published PhenoAge test vector, as a lab would report them.
+
+    The vector gives CRP as ln(mg/dL); a lab reports mg/L, so it is converted back. Age is not a
+    marker and is left out.
+    """
+    markers: list[DemoMarker] = []
+    found: set[str] = set()
+    for line in reference.read_text(encoding="utf-8").splitlines():
+        row = _TABLE_ROW.match(line.strip())
+        if row is None or row["label"] not in _PHENOAGE_LOINC:
+            continue
+        label, value, unit = row["label"], float(row["value"]), row["unit"]
+        found.add(label)
+        if label == "ln(CRP mg/dL)":
+            markers.append(DemoMarker(_PHENOAGE_LOINC[label], "CRP", round(math.exp(value) * 10, 4), "mg/L"))
+            continue
+        if unit not in _UCUM:
+            raise FixtureFormatError(f"{reference}: unit {unit!r} of {label} is not one the demo panel knows")
+        markers.append(DemoMarker(_PHENOAGE_LOINC[label], label, value, _UCUM[unit]))
+    missing = sorted(set(_PHENOAGE_LOINC) - found)
+    if missing:
+        raise FixtureFormatError(f"{reference}: the test vector has no row for {', '.join(missing)}")
+    return markers

@@ -10,14 +10,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
+from google.protobuf import timestamp_pb2
 
+from vitalis.biomarkers.v1 import (
+    dictionary_service_pb2,
+    dictionary_service_pb2_grpc,
+    panel_pb2,
+    panel_service_pb2,
+    panel_service_pb2_grpc,
+)
 from vitalis.ingestion.v1 import (
     import_job_pb2,
     import_service_pb2,
@@ -28,12 +38,18 @@ from vitalis.ingestion.v1 import (
     source_service_pb2,
     source_service_pb2_grpc,
 )
-from vitalis_cli.demo_fixtures import GARMIN_RUN_RECORDS, heart_rate_samples
+from vitalis_cli.demo_fixtures import (
+    GARMIN_RUN_RECORDS,
+    PHENOAGE_REFERENCE,
+    heart_rate_samples,
+    phenoage_panel,
+)
 
 CALL_TIMEOUT_SECONDS = 30.0
 IMPORT_WAIT_SECONDS = 120.0
 IMPORT_POLL_SECONDS = 0.5
 DEMO_GARMIN_SOURCE_ID = "demo-garmin-fenix-5"
+DEMO_PANEL_COLLECTED = datetime(2024, 3, 4, 8, 15, tzinfo=timezone(timedelta(hours=-8)))
 APPLE_HEALTH_XML = Path("apple-health") / "export-small.xml"
 APPLE_HEALTH_ZIP_LAYOUT = Path("apple-health") / "zip-layout"
 GARMIN_FIT_FILES = tuple(
@@ -185,6 +201,65 @@ async def import_files(
     return "; ".join(lines)
 
 
+async def _biomarker_for(loinc_code: str, context: SeedContext) -> str | None:
+    dictionary = dictionary_service_pb2_grpc.DictionaryServiceStub(context.channels["biomarkers"])
+    found = await dictionary.SearchBiomarkers(
+        dictionary_service_pb2.SearchBiomarkersRequest(query=loinc_code, page_size=5),
+        metadata=context.metadata,
+        timeout=CALL_TIMEOUT_SECONDS,
+    )
+    for result in found.results:
+        definition = result.biomarker
+        if loinc_code == definition.loinc_code or loinc_code in definition.additional_loinc_codes:
+            return definition.name
+    return None
+
+
+async def load_demo_panel(context: SeedContext) -> str:
+    """The PhenoAge test vector as a fasting blood panel, through ``PanelService.CreatePanel``.
+
+    Biomarkers are found in the dictionary by LOINC code; the request id is derived from the user,
+    so seeding again returns the panel created the first time.
+    """
+    markers = []
+    unknown = []
+    for demo in phenoage_panel(context.fixtures / PHENOAGE_REFERENCE):
+        biomarker = await _biomarker_for(demo.loinc_code, context)
+        if biomarker is None:
+            unknown.append(f"{demo.reported_name} (LOINC {demo.loinc_code})")
+            continue
+        markers.append(
+            panel_pb2.Marker(
+                biomarker=biomarker,
+                reported_name=demo.reported_name,
+                value=demo.value,
+                reported_unit=demo.unit,
+            )
+        )
+    if not markers:
+        raise LoadFailedError(f"the biomarker dictionary knows none of {', '.join(unknown)}")
+    collected = timestamp_pb2.Timestamp()
+    collected.FromDatetime(DEMO_PANEL_COLLECTED)
+    panels = panel_service_pb2_grpc.PanelServiceStub(context.channels["biomarkers"])
+    panel = await panels.CreatePanel(
+        panel_service_pb2.CreatePanelRequest(
+            parent=context.user,
+            panel=panel_pb2.Panel(
+                display_name="Demo blood panel (PhenoAge test vector)",
+                collection_time=collected,
+                fasting=panel_pb2.FASTING_STATUS_FASTING,
+                provenance=panel_pb2.Provenance(kind=panel_pb2.PROVENANCE_KIND_MANUAL),
+                markers=markers,
+            ),
+            request_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"vitalis-seed:{context.user}:demo-panel")),
+        ),
+        metadata=context.metadata,
+        timeout=CALL_TIMEOUT_SECONDS,
+    )
+    skipped = f"; not in the dictionary: {', '.join(unknown)}" if unknown else ""
+    return f"{len(panel.markers)} markers in {panel.name}{skipped}"
+
+
 DEMO_KINDS: tuple[FixtureKind, ...] = (
     FixtureKind("heart rate of a Garmin run", (GARMIN_RUN_RECORDS,), load_garmin_heart_rate),
     FixtureKind(
@@ -218,10 +293,5 @@ DEMO_KINDS: tuple[FixtureKind, ...] = (
             content_type="application/octet-stream",
         ),
     ),
-    FixtureKind(
-        "blood panel (the PhenoAge test vector)",
-        (Path("reference") / "phenoage.md",),
-        None,
-        "vitalis.biomarkers.v1 has no panel RPC yet",
-    ),
+    FixtureKind("blood panel (the PhenoAge test vector)", (PHENOAGE_REFERENCE,), load_demo_panel),
 )

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from vitalis.ingestion.v1 import metric_pb2
-from vitalis_cli.demo_fixtures import FixtureFormatError, heart_rate_samples, parse_record_time
+from vitalis_cli.demo_fixtures import (
+    DemoMarker,
+    FixtureFormatError,
+    heart_rate_samples,
+    parse_record_time,
+    phenoage_panel,
+)
 from vitalis_cli.demo_loaders import zip_folder
 
 RECORDS = """timestamp,heart_rate,cadence
@@ -80,3 +86,42 @@ def test_a_folder_is_zipped_with_paths_relative_to_it(tmp_path: Path) -> None:
             "apple_health_export/workout-routes/route.gpx",
         ]
         assert archive.read("apple_health_export/export.xml") == b"<HealthData/>"
+
+
+PHENOAGE_TABLE = """Published test vector:
+
+| input | value |
+|---|---|
+| albumin | 50 g/L |
+| creatinine | 75.14 µmol/L |
+| glucose | 4.44 mmol/L |
+| ln(CRP mg/dL) | -4.20 |
+| lymphocytes | 40 % |
+| MCV | 88 fL |
+| RDW | 12 % |
+| ALP | 45 U/L |
+| WBC | 4.2 10^3/µL |
+| age | 47 years |
+"""
+
+
+def test_the_phenoage_vector_becomes_a_panel_in_ucum_units(tmp_path: Path) -> None:
+    reference = tmp_path / "phenoage.md"
+    reference.write_text(PHENOAGE_TABLE)
+
+    markers = {m.reported_name: m for m in phenoage_panel(reference)}
+
+    assert len(markers) == 9
+    assert "age" not in markers
+    assert markers["creatinine"] == DemoMarker("2160-0", "creatinine", 75.14, "umol/L")
+    assert markers["WBC"].unit == "10*3/uL"
+    # ln(0.015 mg/dL) = -4.20, and labs report CRP in mg/L.
+    assert markers["CRP"] == DemoMarker("1988-5", "CRP", 0.15, "mg/L")
+
+
+def test_a_vector_missing_an_input_is_refused(tmp_path: Path) -> None:
+    reference = tmp_path / "phenoage.md"
+    reference.write_text(PHENOAGE_TABLE.replace("| MCV | 88 fL |\n", ""))
+
+    with pytest.raises(FixtureFormatError, match="no row for MCV"):
+        phenoage_panel(reference)
