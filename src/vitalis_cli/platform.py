@@ -24,7 +24,13 @@ from vitalis_cli.envoy import EnvoyLaunch, prepare_envoy
 from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET
 from vitalis_cli.ports import PortPlan
 from vitalis_cli.project import find_project_root
-from vitalis_cli.readiness import Readiness, StartupError, grpc_serving_probe, http_ok_probe, wait_until_ready
+from vitalis_cli.readiness import (
+    Readiness,
+    StartupError,
+    gateway_ready_probe,
+    grpc_serving_probe,
+    wait_until_ready,
+)
 from vitalis_cli.schemas import describe_applied, migrate_service
 from vitalis_runtime.catalog import SERVICES, ServiceSpec
 from vitalis_runtime.migrations import Migration
@@ -216,7 +222,9 @@ class Platform:
         await wait_until_ready(
             child,
             Readiness(
-                http_ok_probe(f"{self.gateway_url}/healthz"), "ready on /healthz", self.config.startup_timeout
+                gateway_ready_probe(self.gateway_url, f"http://{LOOPBACK}:{self.config.ports.gateway_admin}"),
+                "ready on /healthz with its signing keys fetched",
+                self.config.startup_timeout,
             ),
         )
 

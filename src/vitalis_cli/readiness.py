@@ -15,6 +15,7 @@ from vitalis_cli.children import ChildProcess
 POLL_INTERVAL_SECONDS = 0.2
 PROBE_TIMEOUT_SECONDS = 1.0
 HEALTH_CHECK_METHOD = "/grpc.health.v1.Health/Check"
+JWKS_FETCH_SUCCESS_STAT = r"jwt_authn\.jwks_fetch_success$"
 
 
 class StartupError(RuntimeError):
@@ -86,5 +87,27 @@ def http_ok_probe(url: str) -> Callable[[], Awaitable[bool]]:
             except httpx.HTTPError:
                 return False
             return response.status_code == 200
+
+    return probe
+
+
+def gateway_ready_probe(gateway_url: str, admin_url: str) -> Callable[[], Awaitable[bool]]:
+    """Envoy answers ``/healthz`` and, if it verifies tokens, has fetched the signing keys once.
+
+    The keys come through Envoy's own listener, so the first fetch can fail while it starts;
+    until a later fetch succeeds, every token would be refused.
+    """
+    healthz = http_ok_probe(f"{gateway_url}/healthz")
+
+    async def probe() -> bool:
+        if not await healthz():
+            return False
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS, trust_env=False) as client:
+            try:
+                response = await client.get(f"{admin_url}/stats", params={"filter": JWKS_FETCH_SUCCESS_STAT})
+            except httpx.HTTPError:
+                return False
+        counts = [line.rpartition(":")[2].strip() for line in response.text.splitlines() if ":" in line]
+        return response.status_code == 200 and all(count.isdigit() and int(count) > 0 for count in counts)
 
     return probe
