@@ -79,7 +79,8 @@ class PlatformConfig:
     jwt_issuer: str = "vitalis"
     jwt_audience: str = "vitalis-api"
     startup_timeout: float = 60.0
-    stop_grace: float = 10.0
+    stop_grace: float = 15.0
+    """Seconds a child gets after SIGTERM before SIGKILL (a service drains calls for up to 10)."""
 
     def __post_init__(self) -> None:
         missing = [name for name in (PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET) if not self.secrets.get(name)]
@@ -208,7 +209,8 @@ class Platform:
         addresses = {
             spec.name: (LOOPBACK, self.config.ports.of(spec.name).grpc) for spec in self.config.services
         }
-        launch = prepare_envoy(
+        launch = await asyncio.to_thread(
+            prepare_envoy,
             project_root=self.config.project_root or find_project_root(Path.cwd()),
             work_dir=self.config.work_dir / "gateway",
             ports=self.config.ports,
@@ -244,6 +246,7 @@ class Platform:
         finally:
             for task in waits:
                 task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
         exited = waits[next(iter(done))]
         raise ChildExitedError(exited)
 

@@ -175,6 +175,8 @@ async def _supervise(
             return 0
         finally:
             watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ChildExitedError):
+                await watching
     finally:
         await platform.stop()
         print("platform stopped", file=out)
