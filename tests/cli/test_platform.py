@@ -210,3 +210,37 @@ async def test_vitalis_run_serves_the_gateway_until_interrupted_then_stops_every
     assert stat.S_IMODE((data_dir / "secrets.env").stat().st_mode) == 0o600
     ports = [plan.gateway, *(plan.of(spec.name).grpc for spec in SERVICES)]
     assert not [port for port in ports if _is_listening(port)]
+
+
+def _child_running(parent: int, module: str) -> int:
+    """The pid of ``parent``'s child started as ``python -m <module>``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat_fields[1]) == parent and module.encode() in command:
+            return int(entry.name)
+    raise LookupError(f"no child {module} of {parent}")
+
+
+async def test_vitalis_run_stops_everything_and_fails_when_a_service_dies(
+    tmp_path: Path, admin_database_url: str, redis_url: str
+) -> None:
+    base = _free_port_block(2 + 2 * len(SERVICES))
+    plan = PortPlan.from_base(base)
+    env = {**_base_env(), "DATABASE_URL": admin_database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+
+    async with _vitalis_run(tmp_path / "data", base, env) as (lines, process):
+        await _wait_for_line(lines, "Press Ctrl-C to stop.", process, 240)
+        os.kill(_child_running(process.pid, "vitalis_insights"), signal.SIGKILL)
+
+        assert await asyncio.wait_for(process.wait(), timeout=60) == 1
+
+    output = "\n".join(lines)
+    assert "insights exited unexpectedly with status -9" in output
+    assert "platform stopped" in lines[-1]
+    assert not [port for port in (plan.gateway, plan.of("identity").grpc) if _is_listening(port)]
