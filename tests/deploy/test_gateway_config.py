@@ -68,10 +68,6 @@ def _envoy_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return config
 
 
-@pytest.mark.skip(
-    reason="order-dependent in the full suite: the descriptor bytes differ after other tests run; "
-    "`python -m vitalis_gateway render --target kubernetes --check` guards the same property"
-)
 def test_gateway_config_map_holds_exactly_what_the_generator_renders(
     prod_objects: list[dict[str, Any]], generated: dict[str, GatewayFiles]
 ) -> None:
