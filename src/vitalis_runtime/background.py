@@ -28,18 +28,26 @@ async def run_until_stopped(
     name: str,
     idle_delay: float,
     max_backoff: float = 5.0,
+    housekeeping: Callable[[], Awaitable[object]] | None = None,
+    housekeeping_interval: float = 3600.0,
 ) -> None:
     """Call ``step`` until ``stop`` is set; never let a failure end the loop.
 
     ``step`` returns whether more work is waiting (call again at once) or not (wait
-    ``idle_delay``). A failing step is retried with exponential backoff (with jitter, capped at
-    ``max_backoff``); the first failure of an outage is logged as a warning and the recovery as
-    information, so a long outage does not flood the log.
+    ``idle_delay``). ``housekeeping`` (purging old rows, say) runs after the first step and then
+    at most once per ``housekeeping_interval`` seconds. A failing step is retried with exponential
+    backoff (with jitter, capped at ``max_backoff``); the first failure of an outage is logged as a
+    warning and the recovery as information, so a long outage does not flood the log.
     """
+    loop = asyncio.get_running_loop()
+    next_housekeeping = loop.time()
     failures = 0
     while not stop.is_set():
         try:
             more = await step()
+            if housekeeping is not None and loop.time() >= next_housekeeping:
+                await housekeeping()
+                next_housekeeping = loop.time() + housekeeping_interval
         except Exception as error:
             failures += 1
             if failures == 1:

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from vitalis_runtime.auth import JwksCache, TokenVerifier
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import Unavailable
+from vitalis_runtime.events import translate_redis_errors
 from vitalis_runtime.logs import configure_logging
 from vitalis_runtime.metrics import start_metrics_server
 from vitalis_runtime.server import HealthReporter, ReadinessCheck, create_server, serve
@@ -56,10 +56,8 @@ class Dependencies:
             await self.db.ping()
 
         async def redis() -> None:
-            try:
+            with translate_redis_errors():
                 await asyncio.wait_for(self.redis.ping(), timeout=2.0)
-            except (OSError, TimeoutError, aioredis.RedisError) as error:
-                raise Unavailable(f"Redis is unreachable: {error}") from error
 
         return {"postgresql": postgresql, "redis": redis}
 

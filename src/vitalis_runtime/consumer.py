@@ -316,16 +316,12 @@ class EventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, backing off (and logging, never crashing) during outages."""
-        loop = asyncio.get_running_loop()
-        next_purge = loop.time()
 
         async def step() -> bool:
-            nonlocal next_purge
-            settled = await self.consume_once(block_ms=self._block_ms)
-            if loop.time() >= next_purge:
-                await self.purge_processed(older_than=self._inbox_retention)
-                next_purge = loop.time() + self._purge_interval
-            return settled > 0
+            return await self.consume_once(block_ms=self._block_ms) > 0
+
+        async def purge() -> None:
+            await self.purge_processed(older_than=self._inbox_retention)
 
         try:
             await run_until_stopped(
@@ -334,6 +330,8 @@ class EventConsumer:
                 name=f"event consumer {self._group}/{self._consumer}",
                 idle_delay=0.0,
                 max_backoff=self._max_backoff,
+                housekeeping=purge,
+                housekeeping_interval=self._purge_interval,
             )
         finally:
             await self.release_streams()

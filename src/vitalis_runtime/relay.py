@@ -117,16 +117,12 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set, backing off (and logging, never crashing) during outages."""
-        loop = asyncio.get_running_loop()
-        next_purge = loop.time()
 
         async def step() -> bool:
-            nonlocal next_purge
-            published = await self.relay_once()
-            if loop.time() >= next_purge:
-                await self.purge_published(older_than=self._retention)
-                next_purge = loop.time() + self._purge_interval
-            return published == self._batch_size
+            return await self.relay_once() == self._batch_size
+
+        async def purge() -> None:
+            await self.purge_published(older_than=self._retention)
 
         await run_until_stopped(
             step,
@@ -134,6 +130,8 @@ class OutboxRelay:
             name=f"outbox relay {self._table}",
             idle_delay=self._poll_interval,
             max_backoff=self._max_backoff,
+            housekeeping=purge,
+            housekeeping_interval=self._purge_interval,
         )
 
 

@@ -21,6 +21,7 @@ from jwt.algorithms import ECAlgorithm
 
 from vitalis_identity.domain.keys import KeyInfo, KeySchedule, signing_key, successor_due
 from vitalis_identity.store import KeyStore
+from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Unavailable
 
@@ -88,12 +89,16 @@ class KeyRing:
             self._keys = [self._load(info, encrypted, jwk) for info, encrypted, jwk in rows]
 
     async def run_rotation(self, stop: asyncio.Event, *, interval: float = 60.0) -> None:
-        """Keep keys current until ``stop`` is set (a background task of the service)."""
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except TimeoutError:
-                await self.refresh()
+        """Keep keys current until ``stop`` is set (a background task of the service).
+
+        A database outage delays rotation (retried with backoff) but never stops the service.
+        """
+
+        async def step() -> bool:
+            await self.refresh()
+            return False
+
+        await run_until_stopped(step, stop, name="signing-key rotation", idle_delay=interval)
 
     async def _create_key(self, conn: Any, *, activate_time: datetime) -> None:
         private_key = ec.generate_private_key(ec.SECP256R1())
