@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 import grpc
 import httpx
-from google.api import annotations_pb2  # type: ignore[import-untyped]
 from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc
 from vitalis_cli.ports import catalog_target
+from vitalis_gateway.api import HttpBinding, http_bindings
 
 CALL_TIMEOUT_SECONDS = 15.0
 _AUTH_SERVICE = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"]
@@ -70,25 +70,15 @@ class GrpcIdentity:
             raise IdentityCallError(error.code(), error.details() or "") from None
 
 
-@dataclass(frozen=True)
-class RestBinding:
-    """How a method is reached through the gateway."""
-
-    verb: str
-    path: str
-    body: str
-
-
-def rest_binding(method: MethodDescriptor) -> RestBinding:
-    """The method's ``google.api.http`` rule; ``ValueError`` if it has none."""
-    rule = method.GetOptions().Extensions[annotations_pb2.http]
-    verb = rule.WhichOneof("pattern")
-    if verb is None or verb == "custom":
-        raise ValueError(f"{method.full_name} has no standard HTTP binding")
-    return RestBinding(verb=verb.upper(), path=str(getattr(rule, verb)), body=rule.body)
+def rest_binding(method: MethodDescriptor) -> HttpBinding:
+    """The method's primary ``google.api.http`` binding, verb upper-cased; ``ValueError`` if none."""
+    bindings = http_bindings(method.GetOptions())
+    if not bindings:
+        raise ValueError(f"{method.full_name} has no HTTP binding")
+    return replace(bindings[0], verb=bindings[0].verb.upper())
 
 
-def auth_rest_binding(method_name: str) -> RestBinding:
+def auth_rest_binding(method_name: str) -> HttpBinding:
     """The REST binding of one ``AuthService`` method, e.g. ``SignUp``."""
     return rest_binding(_AUTH_SERVICE.methods_by_name[method_name])
 

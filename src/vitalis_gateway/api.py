@@ -305,7 +305,7 @@ def _service(
             output_type=m.output_type.lstrip("."),
             client_streaming=m.client_streaming,
             server_streaming=m.server_streaming,
-            bindings=_bindings(m.options),
+            bindings=http_bindings(m.options),
             comment=comments.get((*path, _SERVICE_METHOD, index), ""),
             deprecated=m.options.deprecated,
         )
@@ -314,7 +314,8 @@ def _service(
     return Service(full_name=full_name, package=package, methods=methods, comment=comments.get(path, ""))
 
 
-def _bindings(options: descriptor_pb2.MethodOptions) -> tuple[HttpBinding, ...]:
+def http_bindings(options: descriptor_pb2.MethodOptions) -> tuple[HttpBinding, ...]:
+    """A method's ``google.api.http`` rule and its additional bindings (none without the option)."""
     if not options.HasExtension(annotations_pb2.http):
         return ()
     rule: http_pb2.HttpRule = options.Extensions[annotations_pb2.http]
