@@ -11,7 +11,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
 from vitalis_runtime.testing import TestServers, start_test_servers
@@ -30,18 +29,8 @@ def test_servers() -> Iterator[TestServers]:
 @pytest.fixture
 async def admin_database_url(test_servers: TestServers) -> AsyncIterator[str]:
     """A fresh, empty database owned by this test, reached as a superuser (for migrations)."""
-    name = f"vitalis_t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(test_servers.database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield test_servers.database_url_for(name)
-    admin = await asyncpg.connect(test_servers.database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with test_servers.temporary_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import socket
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+
+from vitalis_runtime.db import sql_identifier
 from vitalis_runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,6 +35,23 @@ class TestServers:
         """The same server and credentials, another database."""
         parts = urlsplit(self.database_url)
         return urlunsplit(parts._replace(path=f"/{database}"))
+
+    @asynccontextmanager
+    async def temporary_database(self, prefix: str = "vitalis_t") -> AsyncIterator[str]:
+        """Create a database of the caller's own and yield its superuser URL; drop it on exit."""
+        name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+        await self._admin_execute(f"CREATE DATABASE {sql_identifier(name)}")
+        try:
+            yield self.database_url_for(name)
+        finally:
+            await self._admin_execute(f"DROP DATABASE IF EXISTS {sql_identifier(name)} WITH (FORCE)")
+
+    async def _admin_execute(self, statement: str) -> None:
+        admin = await asyncpg.connect(self.database_url)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
 
 
 def _answers(url: str, default_port: int) -> bool:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -22,26 +20,18 @@ async def platform(
     test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
     """One platform for the package, in a database of its own."""
-    database = f"vitalis_e2e_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(test_servers.database_url)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    await admin.close()
-    config = PlatformConfig(
-        database_url=test_servers.database_url_for(database),
-        redis_url=test_servers.redis_url,
-        secrets={PAGE_TOKEN_SECRET: new_secret(), SIGNING_KEY_SECRET: new_secret()},
-        work_dir=Path(tmp_path_factory.mktemp("platform")),
-        ports=PortPlan.free(),
-        base_env={key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ},
-        log_format="json",
-    )
-    try:
+    async with test_servers.temporary_database("vitalis_e2e") as database_url:
+        config = PlatformConfig(
+            database_url=database_url,
+            redis_url=test_servers.redis_url,
+            secrets={PAGE_TOKEN_SECRET: new_secret(), SIGNING_KEY_SECRET: new_secret()},
+            work_dir=Path(tmp_path_factory.mktemp("platform")),
+            ports=PortPlan.free(),
+            base_env={key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ},
+            log_format="json",
+        )
         async with Platform(config) as running:
             yield running
-    finally:
-        admin = await asyncpg.connect(test_servers.database_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture
