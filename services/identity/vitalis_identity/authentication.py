@@ -15,7 +15,7 @@ from vitalis_identity.domain.users import User, normalize_email, validate_name, 
 from vitalis_identity.keyring import KeyRing
 from vitalis_identity.store import SessionStore, UserStore
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import Unauthenticated
+from vitalis_runtime.errors import InvalidArgument, Unauthenticated
 
 WRONG_CREDENTIALS = "the e-mail address or the password is wrong"
 
@@ -88,7 +88,7 @@ class Authentication:
         """Check a password and start a session; one message for every kind of failure."""
         try:
             normalized = normalize_email(email)
-        except Exception:
+        except InvalidArgument:
             raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS") from None
         async with self._db.transaction(user_id=None) as conn:
             found = await self._users.find_credentials_by_email(conn, normalized)
@@ -104,33 +104,29 @@ class Authentication:
         """Exchange a refresh token for new tokens; reusing a spent one revokes the whole session."""
         token = RefreshToken.decode(refresh_token)
         now = self._clock()
-        reuse_detected = False
         async with self._db.transaction(user_id=token.user_id) as conn:
             row = await self._sessions.lock_refresh_token(conn, token.user_id, token.token_id)
             if row is None or not token.matches(row["token_hash"]):
                 raise Unauthenticated("the refresh token is not valid", reason="INVALID_REFRESH_TOKEN")
             session_id: uuid.UUID = row["session_id"]
-            if row["use_time"] is not None:
-                await self._sessions.revoke_session(conn, token.user_id, session_id, "refresh token reused")
-                reuse_detected = True
-            elif row["revoke_time"] is not None:
-                raise Unauthenticated("the session was signed out", reason="SESSION_REVOKED")
-            elif row["expire_time"] <= now or row["session_expire_time"] <= now:
-                raise Unauthenticated(
-                    "the refresh token has expired; sign in again", reason="REFRESH_TOKEN_EXPIRED"
-                )
-            else:
+            if row["use_time"] is None:
+                if row["revoke_time"] is not None:
+                    raise Unauthenticated("the session was signed out", reason="SESSION_REVOKED")
+                if row["expire_time"] <= now or row["session_expire_time"] <= now:
+                    raise Unauthenticated(
+                        "the refresh token has expired; sign in again", reason="REFRESH_TOKEN_EXPIRED"
+                    )
                 await self._sessions.mark_used(conn, token.user_id, token.token_id)
                 user = await self._users.get_user(conn, token.user_id)
                 if user is None:
                     raise Unauthenticated("the user no longer exists", reason="USER_DELETED")
                 return await self._issue(conn, user, session_id, now=now)
-        if reuse_detected:
-            raise Unauthenticated(
-                "this refresh token was already used; the session has been revoked — sign in again",
-                reason="REFRESH_TOKEN_REUSED",
-            )
-        raise AssertionError("unreachable")
+            # A spent token presented again: the session is revoked (committed) before refusing.
+            await self._sessions.revoke_session(conn, token.user_id, session_id, "refresh token reused")
+        raise Unauthenticated(
+            "this refresh token was already used; the session has been revoked — sign in again",
+            reason="REFRESH_TOKEN_REUSED",
+        )
 
     async def sign_out(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """Revoke the caller's session (idempotent)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import jwt
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
@@ -100,7 +101,7 @@ class KeyRing:
 
         await run_until_stopped(step, stop, name="signing-key rotation", idle_delay=interval)
 
-    async def _create_key(self, conn: Any, *, activate_time: datetime) -> None:
+    async def _create_key(self, conn: asyncpg.Connection, *, activate_time: datetime) -> None:
         private_key = ec.generate_private_key(ec.SECP256R1())
         kid = f"{activate_time:%Y%m%d%H%M}-{secrets.token_hex(4)}"
         jwk = json.loads(ECAlgorithm.to_jwk(private_key.public_key()))

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2  # type: ignore[import-untyped]
 
-from vitalis.identity.v1 import user_pb2
+from vitalis.identity.v1 import auth_service_pb2, user_pb2
 from vitalis_identity.domain.tokens import IssuedTokens
 from vitalis_identity.domain.users import Sex, UnitSystem, User
 from vitalis_runtime.auth import current_principal
@@ -104,7 +104,7 @@ def resolve_user_name(name: str, *, field: str = "name") -> uuid.UUID:
     return user_id
 
 
-def tokens_to_proto(tokens: IssuedTokens, message: Any) -> None:
+def tokens_to_proto(tokens: IssuedTokens, message: auth_service_pb2.AuthTokens) -> None:
     """Fill an AuthTokens message."""
     message.access_token = tokens.access_token
     message.refresh_token = tokens.refresh_token
