@@ -177,6 +177,8 @@ async def test_malformed_json_body_is_400(gateway: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 400
     assert response.text
+    assert response.json()["code"] == 3  # INVALID_ARGUMENT, as google.rpc.Status JSON
+    assert "Expected a value" in response.json()["message"]
 
 
 async def test_invalid_field_is_400_with_the_field_named(gateway: httpx.AsyncClient) -> None:
