@@ -109,17 +109,20 @@ async def run_service(settings: S, build: Callable[[S, Dependencies], Awaitable[
     """Configure telemetry, open dependencies, build the server and serve until SIGTERM/SIGINT."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     configure_tracing(settings.service_name, settings.otlp_endpoint)
-    if settings.metrics_port:
-        start_metrics_server(settings.metrics_port)
-    async with open_dependencies(settings) as deps:
-        parts = await build(settings, deps)
-        await serve(
-            parts.server,
-            parts.health,
-            grace_seconds=settings.shutdown_grace_seconds,
-            background=parts.background,
-            on_stop=parts.on_stop,
-        )
+    metrics = start_metrics_server(settings.metrics_port) if settings.metrics_port else None
+    try:
+        async with open_dependencies(settings) as deps:
+            parts = await build(settings, deps)
+            await serve(
+                parts.server,
+                parts.health,
+                grace_seconds=settings.shutdown_grace_seconds,
+                background=parts.background,
+                on_stop=parts.on_stop,
+            )
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 async def create_service_server(
