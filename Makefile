@@ -13,7 +13,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto' 2>/dev/null)
 
 .PHONY: help
 help: ## List the entry points.
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -86,6 +86,7 @@ k8s-validate: install ## Render every kustomize overlay and validate it against 
 
 .PHONY: bench
 bench: install ## Run the benchmarks and print ratios against references measured in the same run.
+	@if [ ! -d bench ]; then echo "make bench: no benchmarks are defined yet (bench/ does not exist)" >&2; exit 1; fi
 	$(RUN) python -m bench
 
 .PHONY: clean
