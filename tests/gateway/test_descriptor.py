@@ -27,7 +27,8 @@ def test_descriptor_bytes_do_not_depend_on_which_option_modules_are_imported() -
     from vitalis.identity.v1 import user_pb2
 
     assert user_pb2.DESCRIPTOR.name
-    in_this_process = gateway_descriptor_set(descriptor_pb2.FileDescriptorSet.FromString(CONTRACTS.read_bytes()))
+    contracts = descriptor_pb2.FileDescriptorSet.FromString(CONTRACTS.read_bytes())
+    in_this_process = gateway_descriptor_set(contracts)
     fresh = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, str(CONTRACTS)], capture_output=True, check=True, timeout=60
     ).stdout
