@@ -157,7 +157,10 @@ class Platform:
             "REDIS_URL": config.redis_url,
             "VITALIS_GRPC_PORT": str(ports.grpc),
             "VITALIS_METRICS_PORT": str(ports.metrics),
-            "VITALIS_IDENTITY_TARGET": self.service_target(IDENTITY),
+            **{
+                f"VITALIS_{other.upper()}_TARGET": self.service_target(other)
+                for other in config.ports.services
+            },
             PAGE_TOKEN_SECRET: config.secrets[PAGE_TOKEN_SECRET],
             "VITALIS_JWT_ISSUER": config.jwt_issuer,
             "VITALIS_JWT_AUDIENCE": config.jwt_audience,

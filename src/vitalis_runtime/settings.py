@@ -20,7 +20,6 @@ ENV_PREFIX = "VITALIS_"
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 MIN_SECRET_LENGTH = 32
-MIN_SECRET_LENGTH = 32
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["json", "console"]
 
@@ -50,6 +49,10 @@ class ServiceSettings(BaseSettings):
     migrate_database_url: str = Field(default="", description="DSN for migrations; defaults to database_url.")
     redis_url: str = Field(validation_alias="REDIS_URL")
     identity_target: str | None = Field(default=None, description="host:port of identity's gRPC (JWKS).")
+    ingestion_target: str | None = Field(default=None, description="host:port of ingestion's gRPC.")
+    biomarkers_target: str | None = Field(default=None, description="host:port of biomarkers' gRPC.")
+    documents_target: str | None = Field(default=None, description="host:port of documents' gRPC.")
+    insights_target: str | None = Field(default=None, description="host:port of insights' gRPC.")
     jwt_issuer: str = Field(default="vitalis", min_length=1)
     jwt_audience: str = Field(default="vitalis-api", min_length=1)
     page_token_secret: SecretStr = Field(description="Key that signs page tokens; at least 32 characters.")
