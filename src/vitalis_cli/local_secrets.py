@@ -16,7 +16,8 @@ from pathlib import Path
 # Environment variable names, not secret values.
 PAGE_TOKEN_SECRET = "VITALIS_PAGE_TOKEN_SECRET"  # noqa: S105
 SIGNING_KEY_SECRET = "VITALIS_SIGNING_KEY_SECRET"  # noqa: S105
-GENERATED_SECRETS = (PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET)
+SERVICE_TOKEN_SECRET = "VITALIS_SERVICE_TOKEN_SECRET"  # noqa: S105
+GENERATED_SECRETS = (PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET, SERVICE_TOKEN_SECRET)
 SECRETS_FILE_MODE = 0o600
 
 
@@ -27,6 +28,11 @@ class SecretsFileError(ValueError):
 def new_secret() -> str:
     """32 random bytes, URL-safe base64 (also a valid Fernet key)."""
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def generate_secrets() -> dict[str, str]:
+    """A fresh value for every secret a local platform needs."""
+    return {name: new_secret() for name in GENERATED_SECRETS}
 
 
 def parse_secrets(text: str, *, source: Path) -> dict[str, str]:

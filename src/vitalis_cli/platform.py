@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 
 from vitalis_cli.children import ChildProcess, LogSink, discard_log
 from vitalis_cli.envoy import EnvoyLaunch, prepare_envoy
-from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET
+from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SERVICE_TOKEN_SECRET, SIGNING_KEY_SECRET
 from vitalis_cli.ports import PortPlan
 from vitalis_cli.project import find_project_root
 from vitalis_cli.readiness import (
@@ -162,6 +162,7 @@ class Platform:
                 for other in config.ports.services
             },
             PAGE_TOKEN_SECRET: config.secrets[PAGE_TOKEN_SECRET],
+            SERVICE_TOKEN_SECRET: config.secrets[SERVICE_TOKEN_SECRET],
             "VITALIS_JWT_ISSUER": config.jwt_issuer,
             "VITALIS_JWT_AUDIENCE": config.jwt_audience,
             "VITALIS_LOG_FORMAT": config.log_format,

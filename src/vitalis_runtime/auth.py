@@ -50,6 +50,8 @@ class Principal:
     scopes: frozenset[str]
     token: str = field(repr=False)
     expire_time: datetime
+    service: str | None = None
+    """The calling Vitalis service when a service token acts for ``user_id``; None for a user's own."""
 
 
 def current_principal() -> Principal:

@@ -24,6 +24,7 @@ from vitalis_runtime.events import translate_redis_errors
 from vitalis_runtime.logs import configure_logging
 from vitalis_runtime.metrics import start_metrics_server
 from vitalis_runtime.server import HealthReporter, ReadinessCheck, create_server, serve
+from vitalis_runtime.service_auth import CallerVerifier, accepting_service_tokens
 from vitalis_runtime.settings import ServiceSettings
 from vitalis_runtime.telemetry import configure_tracing
 
@@ -132,12 +133,13 @@ async def create_service_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     public_methods: Sequence[str] = (),
-    verifier: TokenVerifier | None = None,
+    verifier: CallerVerifier | None = None,
 ) -> ServiceParts:
     """Bind a service's gRPC server with the shared interceptors, health and reflection.
 
     Without an explicit ``verifier`` tokens are verified against identity's JWKS, reached at
-    ``settings.identity_target``.
+    ``settings.identity_target``. With ``settings.service_token_secret`` set, other services' tokens
+    are accepted too (see :mod:`vitalis_runtime.service_auth`).
     """
     from vitalis_client import create_channel
 
@@ -157,7 +159,7 @@ async def create_service_server(
         service_name=settings.service_name,
         register=register,
         service_names=service_names,
-        verifier=verifier,
+        verifier=accepting_service_tokens(verifier, settings.service_token_secret),
         public_methods=public_methods,
         readiness_checks=deps.readiness_checks(),
     )

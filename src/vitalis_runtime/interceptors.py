@@ -25,7 +25,7 @@ import grpc
 import grpc.aio
 
 from vitalis_runtime import errors
-from vitalis_runtime.auth import Principal, TokenVerifier, bind_principal, unbind_principal
+from vitalis_runtime.auth import Principal, bind_principal, unbind_principal
 from vitalis_runtime.call_interceptor import (
     CallInterceptor,
     InvokeStream,
@@ -41,6 +41,7 @@ from vitalis_runtime.request_context import (
     bound_request,
     current_request_id,
 )
+from vitalis_runtime.service_auth import CallerVerifier, require_service_caller
 from vitalis_runtime.telemetry import server_tracing_interceptor
 
 HEALTH_METHODS = frozenset(
@@ -65,7 +66,7 @@ error_logger = logging.getLogger("vitalis.errors")
 def server_interceptors(
     *,
     service_name: str,
-    verifier: TokenVerifier | None,
+    verifier: CallerVerifier | None,
     public_methods: Collection[str],
     metrics: RpcMetrics | None = None,
     tracing: bool = True,
@@ -229,7 +230,7 @@ class ErrorMappingInterceptor(CallInterceptor):
 class AuthenticationInterceptor(CallInterceptor):
     """Requires a verified bearer token on every method that is not public, and binds its principal."""
 
-    def __init__(self, verifier: TokenVerifier | None, public_methods: Collection[str]) -> None:
+    def __init__(self, verifier: CallerVerifier | None, public_methods: Collection[str]) -> None:
         self._verifier = verifier
         self._public = ALWAYS_PUBLIC_METHODS | frozenset(public_methods)
 
@@ -268,4 +269,6 @@ class AuthenticationInterceptor(CallInterceptor):
             raise errors.Unauthenticated(
                 "the authorization header must read 'Bearer <token>'", reason="INVALID_TOKEN"
             )
-        return await self._verifier.verify(token.strip())
+        principal = await self._verifier.verify(token.strip())
+        require_service_caller(call.method, principal)
+        return principal

@@ -22,10 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from vitalis_runtime.auth import TokenVerifier
 from vitalis_runtime.health import HealthReporter, ReadinessCheck
 from vitalis_runtime.interceptors import server_interceptors
 from vitalis_runtime.metrics import RpcMetrics
+from vitalis_runtime.service_auth import CallerVerifier
 
 __all__ = ["BackgroundTask", "HealthReporter", "ReadinessCheck", "StopHook", "create_server", "serve"]
 
@@ -46,7 +46,7 @@ async def create_server(
     service_name: str,
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
-    verifier: TokenVerifier | None,
+    verifier: CallerVerifier | None,
     public_methods: Collection[str] = (),
     readiness_checks: Mapping[str, ReadinessCheck] = NO_READINESS_CHECKS,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,

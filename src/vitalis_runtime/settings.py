@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     jwt_issuer: str = Field(default="vitalis", min_length=1)
     jwt_audience: str = Field(default="vitalis-api", min_length=1)
     page_token_secret: SecretStr = Field(description="Key that signs page tokens; at least 32 characters.")
+    service_token_secret: SecretStr | None = Field(
+        default=None, description="Key services sign each other's call tokens with; at least 32 characters."
+    )
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -115,10 +118,10 @@ class ServiceSettings(BaseSettings):
         # Empty only when DATABASE_URL is missing too, which is reported on its own.
         return cls._postgres_dsn(value) if value else value
 
-    @field_validator("page_token_secret")
+    @field_validator("page_token_secret", "service_token_secret")
     @classmethod
-    def _long_enough_secret(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+    def _long_enough_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
         return value
 

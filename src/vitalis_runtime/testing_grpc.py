@@ -19,10 +19,10 @@ import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry
 
-from vitalis_runtime.auth import TokenVerifier
 from vitalis_runtime.health import HealthReporter, ReadinessCheck
 from vitalis_runtime.metrics import RpcMetrics, rpc_metrics
 from vitalis_runtime.server import NO_READINESS_CHECKS, create_server
+from vitalis_runtime.service_auth import CallerVerifier
 
 
 def generic_service(
@@ -58,7 +58,7 @@ async def running_server(
     service_name: str,
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
-    verifier: TokenVerifier | None,
+    verifier: CallerVerifier | None,
     public_methods: Collection[str] = (),
     readiness_checks: Mapping[str, ReadinessCheck] = NO_READINESS_CHECKS,
 ) -> AsyncIterator[RunningServer]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET, new_secret
+from vitalis_cli.local_secrets import generate_secrets
 from vitalis_cli.platform import ChildExitedError, Platform, PlatformConfig, StartupError
 from vitalis_cli.ports import PortPlan
 from vitalis_runtime.catalog import SERVICES, service
@@ -31,7 +31,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def _secrets() -> dict[str, str]:
-    return {PAGE_TOKEN_SECRET: new_secret(), SIGNING_KEY_SECRET: new_secret()}
+    return generate_secrets()
 
 
 def _base_env() -> dict[str, str]:

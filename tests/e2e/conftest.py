@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from vitalis_cli.local_secrets import PAGE_TOKEN_SECRET, SIGNING_KEY_SECRET, new_secret
+from vitalis_cli.local_secrets import SIGNING_KEY_SECRET, generate_secrets
 from vitalis_cli.platform import Platform, PlatformConfig
 from vitalis_cli.ports import PortPlan
 from vitalis_runtime.testing import TestServers
@@ -24,7 +24,7 @@ async def platform(
         config = PlatformConfig(
             database_url=database_url,
             redis_url=test_servers.redis_url,
-            secrets={PAGE_TOKEN_SECRET: new_secret(), SIGNING_KEY_SECRET: new_secret()},
+            secrets=generate_secrets(),
             work_dir=Path(tmp_path_factory.mktemp("platform")),
             ports=PortPlan.free(),
             base_env={key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ},
