@@ -257,12 +257,12 @@ async def _posture_problems(conn: asyncpg.Connection, schema: str, app_role: str
         "SELECT pg_has_role($2, nspowner, 'MEMBER') FROM pg_namespace WHERE nspname = $1", schema, app_role
     ):
         problems.append(f"role {app_role} can act as the owner of schema {schema}")
-    problems += await _user_table_problems(conn, schema)
+    problems += await _user_table_problems(conn, schema, app_role)
     problems += await _view_problems(conn, schema, app_role)
     return problems
 
 
-async def _user_table_problems(conn: asyncpg.Connection, schema: str) -> list[str]:
+async def _user_table_problems(conn: asyncpg.Connection, schema: str, app_role: str) -> list[str]:
     tables = await conn.fetch(
         """SELECT c.oid, c.relname, c.relrowsecurity, c.relforcerowsecurity,
                   (SELECT a.attname FROM pg_index i
@@ -272,8 +272,12 @@ async def _user_table_problems(conn: asyncpg.Connection, schema: str) -> list[st
            JOIN pg_namespace n ON n.oid = c.relnamespace
            JOIN pg_attribute u ON u.attrelid = c.oid AND u.attname = 'user_id' AND NOT u.attisdropped
            WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+             -- A partition the role cannot reach directly is guarded by its parent's policies.
+             AND (NOT c.relispartition
+                  OR has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE'))
            ORDER BY c.relname""",
         schema,
+        app_role,
     )
     problems: list[str] = []
     for table in tables:
@@ -294,7 +298,20 @@ async def _user_table_problems(conn: asyncpg.Connection, schema: str) -> list[st
             expressions = [policy["using_expr"], policy["check_expr"]]
             if any(expr is not None and "app.current_user_id" not in expr for expr in expressions):
                 problems.append(f"{name} policy {policy['polname']} does not read app.current_user_id")
+            if any(expr is not None and _bare_current_setting(expr) for expr in expressions):
+                problems.append(
+                    f"{name} policy {policy['polname']} reads current_setting without NULLIF(..., '')"
+                )
     return problems
+
+
+def _bare_current_setting(expression: str) -> bool:
+    """Whether a policy expression uses ``current_setting`` outside ``NULLIF(current_setting(...), '')``.
+
+    Without NULLIF an unset user id reads as '' and a cast to uuid fails, or worse, matches.
+    """
+    lowered = expression.lower().replace(" ", "")
+    return lowered.count("current_setting(") != lowered.count("nullif(current_setting(")
 
 
 async def _view_problems(conn: asyncpg.Connection, schema: str, app_role: str) -> list[str]:

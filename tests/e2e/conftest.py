@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from vitalis_cli.local_secrets import SIGNING_KEY_SECRET, generate_secrets
-from vitalis_cli.platform import Platform, PlatformConfig
-from vitalis_cli.ports import PortPlan
+from vitalis_cli.local_secrets import SIGNING_KEY_SECRET
+from vitalis_cli.platform import Platform
+from vitalis_cli.testing import running_platform
 from vitalis_runtime.testing import TestServers
 
 
@@ -20,18 +19,8 @@ async def platform(
     test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
     """One platform for the package, in a database of its own."""
-    async with test_servers.temporary_database("vitalis_e2e") as database_url:
-        config = PlatformConfig(
-            database_url=database_url,
-            redis_url=test_servers.redis_url,
-            secrets=generate_secrets(),
-            work_dir=Path(tmp_path_factory.mktemp("platform")),
-            ports=PortPlan.free(),
-            base_env={key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ},
-            log_format="json",
-        )
-        async with Platform(config) as running:
-            yield running
+    async with running_platform(test_servers, Path(tmp_path_factory.mktemp("platform"))) as running:
+        yield running
 
 
 @pytest.fixture

@@ -186,6 +186,18 @@ async def test_posture_reports_every_weakness(admin_database_url: str, app_role:
         ALTER TABLE open_policy ENABLE ROW LEVEL SECURITY;
         ALTER TABLE open_policy FORCE ROW LEVEL SECURITY;
         CREATE POLICY open_policy_everyone ON open_policy USING (true);
+        CREATE TABLE bare_setting (user_id uuid PRIMARY KEY);
+        ALTER TABLE bare_setting ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE bare_setting FORCE ROW LEVEL SECURITY;
+        CREATE POLICY bare_setting_owner ON bare_setting
+            USING (user_id = current_setting('app.current_user_id', true)::uuid);
+        CREATE TABLE readings (user_id uuid, day date, PRIMARY KEY (user_id, day)) PARTITION BY RANGE (day);
+        ALTER TABLE readings ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE readings FORCE ROW LEVEL SECURITY;
+        CREATE POLICY readings_owner ON readings
+            USING (user_id = NULLIF(current_setting('app.current_user_id', true), '')::uuid);
+        CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
         CREATE VIEW all_notes AS SELECT * FROM notes;
         """,
     )
@@ -195,6 +207,8 @@ async def test_posture_reports_every_weakness(admin_database_url: str, app_role:
         await conn.execute(
             f'CREATE TABLE app.owned_by_app (id int); ALTER TABLE app.owned_by_app OWNER TO "{app_role}"'
         )
+        # readings_2025 is reachable only through its parent; readings_2026 is exposed directly.
+        await conn.execute(f'REVOKE ALL ON app.readings_2025 FROM "{app_role}"')
     finally:
         await conn.close()
 
@@ -208,6 +222,9 @@ async def test_posture_reports_every_weakness(admin_database_url: str, app_role:
             "app.unforced has a user_id column but row-level security is not forced",
             "app.open_policy has a primary key that does not start with user_id",
             "app.open_policy policy open_policy_everyone does not read app.current_user_id",
+            "app.bare_setting policy bare_setting_owner reads current_setting without NULLIF(..., '')",
+            "app.readings_2026 has a user_id column but row-level security is not enabled",
+            "app.readings_2026 has a user_id column but row-level security is not forced",
             f"app.all_notes is a view readable by {app_role} that does not run with the invoker's rights",
         ]
     )
