@@ -1,0 +1,1 @@
+"""The gRPC servicers of the documents contract: they translate protobuf to and from the domain."""

@@ -1,0 +1,1 @@
+"""The documents domain: documents, extracted lab results and their review. No gRPC, no SQL."""
