@@ -93,10 +93,10 @@ class Target:
     """Known cause to print when the target is missed (e.g. where the time goes)."""
 
     def describe(self) -> str:
-        """How the target reads in the table, e.g. ``≥ 0.80×``."""
+        """How the target reads in the table, e.g. ``≥ 0.80x``."""
         if self.bound is Bound.REPORTED:
             return "reported"
-        return f"{self.bound.value} {self.value:.2f}×"
+        return f"{self.bound.value} {self.value:.2f}x"
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def render_table(rows: Sequence[Row]) -> str:
             row.benchmark,
             row.check,
             row.target,
-            "—" if row.ratio is None else f"{row.ratio:.2f}×",
+            "—" if row.ratio is None else f"{row.ratio:.2f}x",
             {True: "yes", False: "NO", None: "—"}[row.met],
             row.measured,
             row.note,
@@ -280,7 +280,8 @@ def render_arms(outcomes: Mapping[str, ArmOutcome]) -> str:
         )
         rss = "" if outcome.peak_rss_mb is None else f", peak RSS {outcome.peak_rss_mb:.0f} MB"
         out.append(
-            f"  {outcome.arm}: {outcome.rate:,.1f} {outcome.unit}/s (median of {outcome.repetitions}{latency}{rss})"
+            f"  {outcome.arm}: {outcome.rate:,.1f} {outcome.unit}/s"
+            f" (median of {outcome.repetitions}{latency}{rss})"
             f"; CPU µs per {outcome.unit}: {cpu or 'n/a'}"
             + (f"; {outcome.errors} failed calls" if outcome.errors else "")
         )

@@ -118,7 +118,7 @@ def test_a_latency_target_is_an_upper_bound() -> None:
     )
     assert row.ratio == pytest.approx(1.3)
     assert row.met is False
-    assert row.target == "≤ 1.20×"
+    assert row.target == "≤ 1.20x"
 
 
 def test_an_unmeasurable_arm_gives_no_number_and_says_why() -> None:
