@@ -1,23 +1,116 @@
-"""The ingestion service's composition root.
-
-The service starts with the shared runtime (health tied to PostgreSQL and Redis, reflection, the
-interceptors, its schema with the outbox and inbox); the servicers of its contract
-(``protos/vitalis/ingestion/v1``) are registered here as they are implemented. Until then a call to
-one of its RPCs is answered UNIMPLEMENTED (HTTP 501 through the gateway).
-"""
+"""The ingestion service's composition root: wires real dependencies once."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from pathlib import Path
+
 import grpc
+import redis.asyncio as aioredis
 
+from vitalis.ingestion.v1 import (
+    metric_service_pb2,
+    metric_service_pb2_grpc,
+    sample_service_pb2,
+    sample_service_pb2_grpc,
+    source_service_pb2,
+    source_service_pb2_grpc,
+)
+from vitalis_ingestion.api.access import Access
+from vitalis_ingestion.api.metrics import MetricServicer
+from vitalis_ingestion.api.samples import SampleServicer
+from vitalis_ingestion.api.sources import SourceServicer
+from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
+from vitalis_ingestion.events import SCHEMA
 from vitalis_ingestion.settings import IngestionSettings
+from vitalis_ingestion.store.samples import SampleStore
+from vitalis_ingestion.store.sources import SourceStore
+from vitalis_ingestion.writing import SampleWriter
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
+from vitalis_runtime.db import Database
+from vitalis_runtime.events import StreamNames
+from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.relay import OutboxRelay
+from vitalis_runtime.sharing import ShareGrantChecker
 
 
-def _register(server: grpc.aio.Server) -> None:
-    """No servicer of the ingestion contract is implemented yet."""
+def _service(module: object, name: str) -> str:
+    return module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined, no-any-return]
+
+
+SERVICE_NAMES = (
+    _service(source_service_pb2, "SourceService"),
+    _service(sample_service_pb2, "SampleService"),
+    _service(metric_service_pb2, "MetricService"),
+)
+
+
+@dataclass
+class IngestionApp:
+    """Everything the servicers share, built once per process."""
+
+    db: Database
+    tokens: PageTokens
+    access: Access
+    time_zones: TimeZoneLookup
+    spool_dir: Path
+    samples: SampleStore
+    sources: SourceStore
+    writer: SampleWriter
+
+    @classmethod
+    def assemble(
+        cls,
+        db: Database,
+        *,
+        page_token_secret: bytes,
+        spool_dir: Path,
+        checker: ShareGrantChecker | None = None,
+        time_zones: TimeZoneLookup | None = None,
+    ) -> IngestionApp:
+        """Wire the stores and services over one database pool."""
+        samples = SampleStore(db)
+        sources = SourceStore()
+        return cls(
+            db=db,
+            tokens=PageTokens(page_token_secret),
+            access=Access(checker),
+            time_zones=time_zones or FixedTimeZone(),
+            spool_dir=spool_dir,
+            samples=samples,
+            sources=sources,
+            writer=SampleWriter(db, samples, sources),
+        )
+
+    async def close(self) -> None:
+        """Stop background work started by the servicers."""
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add every servicer of the ingestion contract to ``server``."""
+        source_service_pb2_grpc.add_SourceServiceServicer_to_server(
+            SourceServicer(self.db, self.sources, self.access, self.tokens), server
+        )
+        sample_service_pb2_grpc.add_SampleServiceServicer_to_server(
+            SampleServicer(
+                self.db, self.samples, self.writer, self.access, self.tokens, self.time_zones, self.sources
+            ),
+            server,
+        )
+        metric_service_pb2_grpc.add_MetricServiceServicer_to_server(MetricServicer(self.tokens), server)
 
 
 async def create_ingestion_server(settings: IngestionSettings, deps: Dependencies) -> ServiceParts:
     """Build the ingestion server bound to ``settings.grpc_port`` (0 → a free port)."""
-    return await create_service_server(settings, deps, register=_register, service_names=())
+    app = IngestionApp.assemble(
+        deps.db,
+        page_token_secret=settings.page_token_secret.get_secret_value().encode(),
+        spool_dir=Path(settings.import_spool_dir),
+    )
+    parts = await create_service_server(settings, deps, register=app.register, service_names=SERVICE_NAMES)
+    relay = OutboxRelay(
+        deps.db,
+        aioredis.Redis.from_url(settings.redis_url),
+        schema=SCHEMA,
+        streams=StreamNames("ingestion", shard_count=settings.event_shards),
+    )
+    return replace(parts, background=[*parts.background, relay.run])

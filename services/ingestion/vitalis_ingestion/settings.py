@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic import Field
 
 from vitalis_runtime.settings import ServiceSettings
@@ -12,3 +15,7 @@ class IngestionSettings(ServiceSettings):
 
     service_name: str = "ingestion"
     grpc_port: int = Field(default=50052, ge=0, le=65535)
+    import_spool_dir: str = Field(
+        default=str(Path(tempfile.gettempdir()) / "vitalis-ingestion-imports"),
+        description="Where uploaded import files wait for their job (VITALIS_IMPORT_SPOOL_DIR).",
+    )

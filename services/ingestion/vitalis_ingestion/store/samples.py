@@ -1,0 +1,389 @@
+"""Samples: the COPY-based idempotent write path, raw reads, deletes and bucketed aggregates."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+
+from vitalis_ingestion.domain.samples import SampleIdParts, SampleRow, distinct_months
+from vitalis_runtime.db import Database
+
+_STAGING_COLUMNS: Final = (
+    "metric",
+    "hrv_method",
+    "hrv_window_s",
+    "source_id",
+    "start_time",
+    "end_time",
+    "sample_uid",
+    "value",
+    "utc_offset_s",
+    "device_id",
+    "correlation_key",
+    "metadata",
+)
+_CREATE_STAGING: Final = """
+CREATE TEMP TABLE IF NOT EXISTS sample_staging (
+    metric smallint, hrv_method smallint, hrv_window_s integer, source_id text,
+    start_time timestamptz, end_time timestamptz, sample_uid uuid, value double precision,
+    utc_offset_s integer, device_id text, correlation_key text, metadata text
+) ON COMMIT DELETE ROWS"""
+_MERGE_STAGING: Final = """
+WITH inserted AS (
+    INSERT INTO samples (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time,
+                         sample_uid, value, utc_offset_s, device_id, correlation_key, metadata, import_job_id)
+    SELECT $1, metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid, value,
+           utc_offset_s, device_id, correlation_key, metadata::jsonb, $2
+    FROM sample_staging
+    ON CONFLICT DO NOTHING
+    RETURNING source_id, metric, hrv_method, start_time, end_time, utc_offset_s)
+SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
+       count(*) AS sample_count, array_agg(DISTINCT utc_offset_s) AS offsets
+FROM inserted GROUP BY source_id, metric, hrv_method"""
+SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid, value,
+    utc_offset_s, device_id, correlation_key, metadata, import_job_id, create_time"""
+
+
+@dataclass(frozen=True)
+class IngestedSeries:
+    """The new samples of one series written by one call: what a SamplesIngested event reports."""
+
+    source_id: str
+    metric: int
+    hrv_method: int
+    first_start: datetime
+    last_end: datetime
+    count: int
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """A sample read back from the store."""
+
+    row: SampleRow
+    import_job_id: uuid.UUID | None
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class SeriesFilter:
+    """Which samples a read covers: one metric (and HRV series), a time range and sources."""
+
+    metric: int
+    hrv_method: int
+    hrv_window_s: int | None
+    start: datetime | None
+    end: datetime | None
+    source_ids: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One aggregated time bucket."""
+
+    start: datetime
+    end: datetime
+    count: int
+    min: float
+    avg: float
+    max: float
+    sum: float
+
+
+def _sample(record: asyncpg.Record) -> StoredSample:
+    metadata = record["metadata"]
+    return StoredSample(
+        row=SampleRow(
+            source_id=record["source_id"],
+            metric=record["metric"],
+            hrv_method=record["hrv_method"],
+            hrv_window_s=record["hrv_window_s"],
+            start_time=record["start_time"],
+            end_time=record["end_time"],
+            value=record["value"],
+            utc_offset_s=record["utc_offset_s"],
+            device_id=record["device_id"],
+            correlation_key=record["correlation_key"],
+            metadata=metadata if isinstance(metadata, dict) else None,
+            sample_uid=record["sample_uid"],
+        ),
+        import_job_id=record["import_job_id"],
+        create_time=record["create_time"],
+    )
+
+
+class SampleStore:
+    """Reads and writes the ``samples`` table and its monthly partitions."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._known_months: set[datetime] = set()
+
+    async def ensure_partitions(self, rows: Sequence[SampleRow]) -> None:
+        """Create the monthly partitions the rows need, in a short transaction of their own.
+
+        Creating a partition locks the parent table, so it never happens inside a long write.
+        """
+        missing = [month for month in distinct_months(rows) if month not in self._known_months]
+        if not missing:
+            return
+        async with self._db.transaction(user_id=None) as conn:
+            await conn.execute("SELECT ensure_sample_partitions($1::date[])", [m.date() for m in missing])
+        self._known_months.update(missing)
+
+    async def write(
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        rows: Sequence[SampleRow],
+        *,
+        import_job_id: uuid.UUID | None = None,
+    ) -> list[IngestedSeries]:
+        """COPY ``rows`` into a staging table and merge them by natural key; return what was new.
+
+        Must run in the caller's transaction, after :meth:`ensure_partitions`.
+        """
+        if not rows:
+            return []
+        await conn.execute(_CREATE_STAGING)
+        await conn.execute("TRUNCATE sample_staging")
+        await conn.copy_records_to_table(
+            "sample_staging",
+            records=[
+                (
+                    row.metric,
+                    row.hrv_method,
+                    row.hrv_window_s,
+                    row.source_id,
+                    row.start_time,
+                    row.end_time,
+                    row.sample_uid,
+                    row.value,
+                    row.utc_offset_s,
+                    row.device_id,
+                    row.correlation_key,
+                    json.dumps(row.metadata) if row.metadata else None,
+                )
+                for row in rows
+            ],
+            columns=_STAGING_COLUMNS,
+        )
+        merged = await conn.fetch(_MERGE_STAGING, user_id, import_job_id)
+        series = [
+            IngestedSeries(
+                source_id=record["source_id"],
+                metric=record["metric"],
+                hrv_method=record["hrv_method"],
+                first_start=record["first_start"],
+                last_end=record["last_end"],
+                count=record["sample_count"],
+            )
+            for record in merged
+        ]
+        if series:
+            await conn.execute(
+                """UPDATE sources SET last_write_time = now(),
+                          metric_types = ARRAY(SELECT DISTINCT m FROM unnest(metric_types || $3::smallint[]) AS m
+                                               ORDER BY m)
+                   WHERE user_id = $1 AND source_id = ANY($2::text[])""",
+                user_id,
+                sorted({s.source_id for s in series}),
+                sorted({s.metric for s in series}),
+            )
+        return series
+
+    async def get(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, parts: SampleIdParts
+    ) -> StoredSample | None:
+        """The sample an ID names, or ``None``."""
+        record = await conn.fetchrow(
+            f"""SELECT {SAMPLE_COLUMNS} FROM samples
+                WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4 AND sample_uid = $5""",  # noqa: S608
+            user_id,
+            parts.metric,
+            parts.hrv_method,
+            parts.start_time,
+            parts.uid,
+        )
+        return None if record is None else _sample(record)
+
+    async def delete(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, parts: SampleIdParts
+    ) -> StoredSample | None:
+        """Delete the sample an ID names; return it, or ``None`` when there was none."""
+        record = await conn.fetchrow(
+            f"""DELETE FROM samples
+                WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4 AND sample_uid = $5
+                RETURNING {SAMPLE_COLUMNS}""",  # noqa: S608
+            user_id,
+            parts.metric,
+            parts.hrv_method,
+            parts.start_time,
+            parts.uid,
+        )
+        return None if record is None else _sample(record)
+
+    async def list(
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        series: SeriesFilter,
+        *,
+        descending: bool,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[StoredSample]:
+        """Raw samples of one series in start-time order, after a keyset cursor."""
+        comparison, order = ("<", "DESC") if descending else (">", "ASC")
+        records = await conn.fetch(
+            f"""SELECT {SAMPLE_COLUMNS} FROM samples
+                WHERE user_id = $1 AND metric = $2 AND hrv_method = $3
+                  AND ($4::integer IS NULL OR hrv_window_s = $4)
+                  AND ($5::timestamptz IS NULL OR start_time >= $5)
+                  AND ($6::timestamptz IS NULL OR start_time < $6)
+                  AND (cardinality($7::text[]) = 0 OR source_id = ANY($7))
+                  AND ($8::timestamptz IS NULL OR (start_time, sample_uid) {comparison} ($8, $9::uuid))
+                ORDER BY start_time {order}, sample_uid {order}
+                LIMIT $10""",  # noqa: S608
+            user_id,
+            series.metric,
+            series.hrv_method,
+            series.hrv_window_s,
+            series.start,
+            series.end,
+            list(series.source_ids),
+            after[0] if after else None,
+            after[1] if after else None,
+            limit,
+        )
+        return [_sample(record) for record in records]
+
+    async def buckets(
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        series: SeriesFilter,
+        *,
+        unit: str,
+        time_zone: str,
+        cumulative: bool,
+        priority: Sequence[str] | None,
+        after: datetime | None,
+        limit: int,
+    ) -> list[Bucket]:
+        """Aggregate one series into buckets of ``unit`` aligned in ``time_zone``, in SQL.
+
+        A cumulative sample spanning several buckets is split between them in proportion to its
+        overlap with each. With ``priority`` (source ids, most trusted first), a sample is left out
+        when a more trusted source has an overlapping sample of the same series; an instant
+        reading counts as occupying the minute it starts.
+        """
+        step = {"minute": "1 minute", "hour": "1 hour", "day": "1 day", "week": "1 week"}[unit]
+        records = await conn.fetch(
+            _BUCKETS_SQL,
+            user_id,
+            series.metric,
+            series.hrv_method,
+            series.hrv_window_s,
+            series.start,
+            series.end,
+            list(series.source_ids),
+            unit,
+            time_zone,
+            timedelta_from(step),
+            cumulative,
+            priority is not None,
+            list(priority or []),
+            after,
+            limit,
+        )
+        return [
+            Bucket(
+                start=record["bucket_start"],
+                end=record["bucket_end"],
+                count=record["n"],
+                min=record["min_value"],
+                avg=record["avg_value"],
+                max=record["max_value"],
+                sum=record["sum_value"],
+            )
+            for record in records
+        ]
+
+    async def count_for_user(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+        """How many samples the user has."""
+        count: int = await conn.fetchval("SELECT count(*) FROM samples WHERE user_id = $1", user_id)
+        return count
+
+    async def rows_for_export(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, *, after: tuple[Any, ...] | None, limit: int
+    ) -> list[StoredSample]:
+        """A page of every sample of the user, in primary-key order (for data export)."""
+        records = await conn.fetch(
+            f"""SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = $1
+                  AND ($2::smallint IS NULL
+                       OR (metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
+                          > ($2, $3::smallint, $4::integer, $5::text, $6::timestamptz, $7::timestamptz))
+                ORDER BY metric, hrv_method, hrv_window_s, source_id, start_time, end_time LIMIT $8""",  # noqa: S608
+            user_id,
+            *(after or (None,) * 6),
+            limit,
+        )
+        return [_sample(record) for record in records]
+
+
+def timedelta_from(step: str) -> timedelta:
+    """``'1 hour'`` as a timedelta (the bucket widths are fixed strings)."""
+    amount, unit = step.split()
+    return timedelta(**{f"{unit}s": int(amount)})
+
+
+_BUCKETS_SQL: Final = """
+WITH selected AS (
+    SELECT s.value, s.start_time, s.end_time
+    FROM samples s
+    WHERE s.user_id = $1 AND s.metric = $2 AND s.hrv_method = $3
+      AND ($4::integer IS NULL OR s.hrv_window_s = $4)
+      AND s.start_time >= $5 AND s.start_time < $6
+      AND (cardinality($7::text[]) = 0 OR s.source_id = ANY($7))
+      AND (NOT $12::boolean OR NOT EXISTS (
+            SELECT 1 FROM samples o
+            WHERE o.user_id = s.user_id AND o.metric = s.metric AND o.hrv_method = s.hrv_method
+              AND o.hrv_window_s = s.hrv_window_s AND o.source_id <> s.source_id
+              AND o.start_time > s.start_time - interval '31 days'
+              AND o.start_time < greatest(s.end_time, s.start_time + interval '1 minute')
+              AND greatest(o.end_time, o.start_time + interval '1 minute') > s.start_time
+              AND coalesce(array_position($13::text[], o.source_id), 1000000)
+                  < coalesce(array_position($13::text[], s.source_id), 1000000)))
+), parts AS (
+    SELECT (b.local_start AT TIME ZONE $9) AS bucket_start,
+           ((b.local_start + $10::interval) AT TIME ZONE $9) AS bucket_end,
+           sel.value, sel.start_time, sel.end_time
+    FROM selected sel
+    CROSS JOIN LATERAL generate_series(
+        date_trunc($8, sel.start_time AT TIME ZONE $9),
+        CASE WHEN $11::boolean AND sel.end_time > sel.start_time
+             THEN date_trunc($8, (sel.end_time - interval '1 microsecond') AT TIME ZONE $9)
+             ELSE date_trunc($8, sel.start_time AT TIME ZONE $9) END,
+        $10::interval) AS b(local_start)
+), weighted AS (
+    SELECT bucket_start, bucket_end,
+           CASE WHEN $11::boolean AND end_time > start_time
+                THEN value * extract(epoch FROM least(end_time, bucket_end) - greatest(start_time, bucket_start))
+                     / extract(epoch FROM end_time - start_time)
+                ELSE value END AS part
+    FROM parts
+)
+SELECT bucket_start, bucket_end, count(*) AS n, min(part) AS min_value, avg(part) AS avg_value,
+       max(part) AS max_value, sum(part) AS sum_value
+FROM weighted
+WHERE ($14::timestamptz IS NULL OR bucket_start > $14) AND bucket_start < $6
+GROUP BY bucket_start, bucket_end
+ORDER BY bucket_start
+LIMIT $15"""
