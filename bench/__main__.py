@@ -1,0 +1,131 @@
+"""``python -m bench``: start the platform, measure every benchmark, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import b4_overhead
+from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
+from bench.runner import Log, Settings
+from bench.snapshot import describe_source, export_commit, python_path
+from bench.stack import Stack, database_servers, running_stack
+from bench.versions import collect_versions
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+RESULTS = CHECKOUT / "bench" / "results"
+
+Benchmark = tuple[str, Callable[[Stack, Settings, Log], Awaitable[dict[str, ArmOutcome]]], tuple[Target, ...]]
+
+BENCHMARKS: tuple[Benchmark, ...] = (("B4", b4_overhead.run, b4_overhead.TARGETS),)
+
+
+def log(line: str) -> None:
+    """Progress on stderr, so stdout carries only the report."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    """``--repetitions``, ``--duration``, ``--concurrency``, ``--import-records``, benchmark ids, and
+    where the measured code comes from (``--from-commit``)."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("benchmarks", nargs="*", help="ids to run (B1 … B7); all when none is given")
+    parser.add_argument("--repetitions", type=int, default=Settings.repetitions)
+    parser.add_argument("--duration", type=float, default=Settings.duration, help="seconds per repetition")
+    parser.add_argument("--concurrency", type=int, default=Settings.concurrency)
+    parser.add_argument("--import-records", type=int, default=Settings.import_records)
+    parser.add_argument(
+        "--from-commit", metavar="REV", help="measure this commit instead of the working tree"
+    )
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help=argparse.SUPPRESS)
+    parser.add_argument("--source-label", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = Settings(
+        repetitions=args.repetitions,
+        duration=args.duration,
+        concurrency=args.concurrency,
+        import_records=args.import_records,
+    )
+    return settings, args
+
+
+async def run(settings: Settings, selected: set[str], *, results: Path, source: str) -> int:
+    """Measure, print, write; exit status 0 even when a target is missed (the table says so)."""
+    started = datetime.now(UTC)
+    outcomes: dict[str, ArmOutcome] = {}
+    targets: list[Target] = []
+    with database_servers() as servers, tempfile.TemporaryDirectory(prefix="vitalis-bench-") as scratch:
+        versions = {"vitalis": source, **await collect_versions(servers.database_url)}
+        log("starting the platform (five services, two Envoys) in a temporary database …")
+        async with running_stack(servers, Path(scratch)) as stack:
+            for benchmark, measure, benchmark_targets in BENCHMARKS:
+                if selected and benchmark not in selected:
+                    continue
+                log(f"{benchmark}:")
+                outcomes.update(await measure(stack, settings, log))
+                targets.extend(benchmark_targets)
+    write_report(
+        [evaluate(target, outcomes) for target in targets], outcomes, versions, settings, started, results
+    )
+    return 0
+
+
+def write_report(
+    rows: list[Row],
+    outcomes: dict[str, ArmOutcome],
+    versions: dict[str, str],
+    settings: Settings,
+    started: datetime,
+    results: Path,
+) -> None:
+    """Print the versions, the arms and the table; write the JSON to ``results``."""
+    print("versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()))
+    print(
+        f"settings: {settings.repetitions} interleaved repetitions of {settings.duration:g} s per arm, "
+        f"{settings.concurrency} calls in flight; medians"
+    )
+    print("\narms (median rate; CPU µs per unit of work by process):")
+    print(render_arms(outcomes))
+    print()
+    print(render_table(rows))
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    document = report_document(rows=rows, outcomes=outcomes, versions=versions, started=started.isoformat())
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (results / "latest.json").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"\nwritten to {path}")
+
+
+def run_commit(revision: str, argv: list[str], results: Path) -> int:
+    """Export ``revision`` and run the harness inside the export, writing results here."""
+    with tempfile.TemporaryDirectory(prefix="vitalis-bench-src-") as scratch:
+        export = Path(scratch)
+        commit = export_commit(CHECKOUT, revision, export)
+        forwarded = [arg for arg in argv if arg != "--from-commit" and arg != revision]
+        command = [sys.executable, "-m", "bench", *forwarded, "--results-dir", str(results)]
+        command += ["--source-label", f"commit {commit}"]
+        env = {**os.environ, "PYTHONPATH": python_path(export, CHECKOUT)}
+        return subprocess.run(command, cwd=export, env=env, check=False).returncode
+
+
+def main() -> None:
+    """Entry point."""
+    argv = sys.argv[1:]
+    settings, args = parse_arguments(argv)
+    if args.from_commit:
+        sys.exit(run_commit(args.from_commit, argv, args.results_dir))
+    source = args.source_label or describe_source(CHECKOUT)
+    selected = {b.upper() for b in args.benchmarks}
+    sys.exit(asyncio.run(run(settings, selected, results=args.results_dir, source=source)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""A load generator, run as its own process: ``python -m bench.driver '<spec as JSON>'``.
+
+It keeps ``concurrency`` calls in flight for ``duration`` seconds and prints one JSON object: units
+of work done, wall seconds, its own CPU seconds, per-call latencies (a bounded sample) and failures.
+Rows written get distinct keys per call, so the service never sees a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import httpx
+
+from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2, sample_service_pb2_grpc
+
+MAX_LATENCIES = 20_000
+HEART_RATE = 1
+SAMPLE_COLUMNS = ("user_id", "metric", "source_id", "start_time", "end_time", "sample_uid", "value")
+
+Call = Callable[[int], Awaitable[float]]
+"""Performs call number ``n`` and returns the units of work it did."""
+
+
+def sample_times(spec: dict[str, Any], call: int, count: int) -> list[datetime]:
+    """Start times of the rows of one call: one second apart, disjoint between calls."""
+    base = datetime.fromisoformat(spec["base_time"]) + timedelta(seconds=call * count)
+    return [base + timedelta(seconds=i) for i in range(count)]
+
+
+def heart_rate(i: int) -> float:
+    """A plausible heart rate that varies from row to row."""
+    return 55.0 + (i * 7919) % 60
+
+
+async def _grpc_unary(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    channel = grpc.aio.insecure_channel(spec["target"])
+    method = channel.unary_unary(spec["method"])
+    request = base64.b64decode(spec["request_b64"])
+    metadata = tuple((k, v) for k, v in spec.get("metadata", []))
+
+    async def call(_: int) -> float:
+        await method(request, metadata=metadata, timeout=30)
+        return 1.0
+
+    return call, channel.close
+
+
+async def _http(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    limits = httpx.Limits(max_connections=spec["concurrency"], max_keepalive_connections=spec["concurrency"])
+    client = httpx.AsyncClient(timeout=30, limits=limits)
+    body = base64.b64decode(spec["body_b64"]) if spec.get("body_b64") else None
+
+    async def call(_: int) -> float:
+        response = await client.request(
+            spec["method"], spec["url"], headers=spec.get("headers"), content=body
+        )
+        if response.status_code >= 300:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+        return float(spec.get("units_per_call", 1.0))
+
+    return call, client.aclose
+
+
+def _samples(spec: dict[str, Any], call: int, count: int) -> list[sample_pb2.Sample]:
+    samples = []
+    for i, start in enumerate(sample_times(spec, call, count)):
+        sample = sample_pb2.Sample(
+            source=spec["source"], metric_type=HEART_RATE, value=heart_rate(i), unit="count/min"
+        )
+        sample.start_time.FromDatetime(start)
+        sample.end_time.FromDatetime(start)
+        samples.append(sample)
+    return samples
+
+
+async def _samples_stream(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    channel = grpc.aio.insecure_channel(spec["target"])
+    stub = sample_service_pb2_grpc.SampleServiceStub(channel)
+    metadata = tuple((k, v) for k, v in spec.get("metadata", []))
+    chunk, chunks = spec["rows_per_chunk"], spec["chunks_per_call"]
+
+    async def call(n: int) -> float:
+        async def requests() -> AsyncIterator[sample_service_pb2.StreamSamplesRequest]:
+            for c in range(chunks):
+                yield sample_service_pb2.StreamSamplesRequest(
+                    parent=spec["parent"], samples=_samples(spec, n * chunks + c, chunk)
+                )
+
+        response = await stub.StreamSamples(requests(), metadata=metadata, timeout=120)
+        return float(response.counts.created if response.HasField("counts") else chunk * chunks)
+
+    return call, channel.close
+
+
+async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    client = httpx.AsyncClient(timeout=60)
+    count = spec["rows_per_call"]
+
+    async def call(n: int) -> float:
+        body = {
+            "samples": [
+                {
+                    "source": spec["source"],
+                    "metricType": "METRIC_TYPE_HEART_RATE",
+                    "value": heart_rate(i),
+                    "unit": "count/min",
+                    "startTime": start.isoformat().replace("+00:00", "Z"),
+                    "endTime": start.isoformat().replace("+00:00", "Z"),
+                }
+                for i, start in enumerate(sample_times(spec, n, count))
+            ]
+        }
+        response = await client.post(spec["url"], headers=spec.get("headers"), json=body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+        return float(count)
+
+    return call, client.aclose
+
+
+async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+    """The physical floor of B1: asyncpg COPY of the same rows into the same table, as the app role."""
+    pool = await asyncpg.create_pool(spec["database_url"], min_size=1, max_size=spec["concurrency"])
+    user_id = uuid.UUID(spec["user_id"])
+    count = spec["rows_per_call"]
+
+    async def call(n: int) -> float:
+        records = [
+            (user_id, HEART_RATE, spec["source_id"], start, start, uuid.uuid4(), heart_rate(i))
+            for i, start in enumerate(sample_times(spec, n, count))
+        ]
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.execute(f"SET LOCAL ROLE {spec['role']}")
+            await connection.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
+            await connection.copy_records_to_table(
+                "samples", schema_name=spec["schema"], columns=SAMPLE_COLUMNS, records=records
+            )
+        return float(count)
+
+    return call, pool.close
+
+
+WORKLOADS = {
+    "grpc_unary": _grpc_unary,
+    "http": _http,
+    "samples_stream": _samples_stream,
+    "samples_rest_batch": _samples_rest_batch,
+    "copy_samples": _copy_samples,
+}
+
+
+async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one workload for its duration and return what it did."""
+    call, close = await WORKLOADS[spec["kind"]](spec)
+    deadline = time.perf_counter() + spec["duration"]
+    max_calls = spec.get("max_calls")
+    counter = iter(range(10**12))
+    latencies: list[float] = []
+    totals = {"units": 0.0, "errors": 0, "calls": 0}
+    first_error: list[str] = []
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            n = next(counter)
+            if max_calls is not None and n >= max_calls:
+                return
+            begun = time.perf_counter()
+            try:
+                units = await call(n)
+            except Exception as error:
+                totals["errors"] += 1
+                if not first_error:
+                    first_error.append(_describe(error))
+                if totals["errors"] > 50 and totals["calls"] == 0:
+                    return
+                continue
+            finished = time.perf_counter()
+            totals["units"] += units
+            totals["calls"] += 1
+            if len(latencies) < MAX_LATENCIES:
+                latencies.append((finished - begun) * 1000)
+            elif random.random() < 0.1:
+                latencies[random.randrange(MAX_LATENCIES)] = (finished - begun) * 1000
+
+    cpu_begun, wall_begun = time.process_time(), time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
+    finally:
+        await close()
+    return {
+        "units": totals["units"],
+        "calls": totals["calls"],
+        "seconds": time.perf_counter() - wall_begun,
+        "cpu_seconds": time.process_time() - cpu_begun,
+        "latencies_ms": latencies,
+        "errors": totals["errors"],
+        "first_error": first_error[0] if first_error else None,
+    }
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return f"{type(error).__name__}: {error}"
+
+
+def main() -> None:
+    """Entry point: the spec is the only argument; the result goes to stdout as JSON."""
+    spec = json.loads(sys.argv[1])
+    result = asyncio.run(drive(spec))
+    result["started_at"] = datetime.now(UTC).isoformat()
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
