@@ -10,15 +10,17 @@ from vitalis_deploy.containers import check_containers
 from vitalis_deploy.findings import Finding, Manifest
 from vitalis_deploy.flows import check_flows
 from vitalis_deploy.references import check_references
+from vitalis_deploy.shutdown import check_shutdown
 from vitalis_deploy.workloads import pod_workloads
 
 
 def check_policies(objects: Sequence[Manifest]) -> list[Finding]:
-    """Containers, availability, configuration, references and network flows, sorted for reading."""
+    """Containers, availability, shutdown, configuration, references and network flows, sorted."""
     workloads = pod_workloads(objects)
     findings = [
         *check_containers(workloads),
         *check_availability(objects, workloads),
+        *check_shutdown(objects, workloads),
         *check_configuration(objects),
         *check_references(objects, workloads),
         *check_flows(objects, workloads),

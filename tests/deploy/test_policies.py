@@ -278,7 +278,7 @@ def test_missing_config_map_and_service_account_are_caught(hardened_app: Objects
 
 
 def test_service_monitor_port_must_exist_on_the_selected_services(hardened_app: Objects) -> None:
-    monitor = {
+    monitor: dict[str, Any] = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": {"name": "demo", "namespace": "demo"},
