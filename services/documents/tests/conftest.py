@@ -76,11 +76,11 @@ async def _s3_storage(endpoint: str) -> S3Storage:
         bucket=f"documents-{uuid.uuid4().hex[:12]}",
         endpoint_url=endpoint,
         access_key_id="testing",
-        secret_access_key="testing",  # noqa: S106
+        secret_access_key="testing",
         key_prefix="documents/",
     )
     storage = await S3Storage.connect(location)
-    await storage._client.create_bucket(Bucket=location.bucket)  # noqa: SLF001
+    await storage._client.create_bucket(Bucket=location.bucket)
     return storage
 
 

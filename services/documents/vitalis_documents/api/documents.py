@@ -122,7 +122,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
             "show_deleted": request.show_deleted,
         }
         cursor = self._pages.decode(request.page_token, request=bound)
-        documents, next_cursor = await self._library.list(
+        documents, next_cursor = await self._library.list_documents(
             user_id,
             ListQuery(
                 filter=request.filter,
