@@ -1,4 +1,4 @@
-"""Cole–Kripke agrees with pyActigraphy on the same counts; Sadeh follows the published equation."""
+"""Cole-Kripke agrees with pyActigraphy on the same counts; Sadeh follows the published equation."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def test_sadeh_follows_the_published_equation(seed: int) -> None:
 
 def test_summary_measures_of_a_scored_night() -> None:
     scored = cole_kripke([500.0] * 20 + [0.0] * 60 + [500.0] * 5 + [0.0] * 30 + [500.0] * 20)
-    assert scored.onset_index is not None and scored.final_wake_index is not None
+    assert scored.onset_index is not None
+    assert scored.final_wake_index is not None
     assert scored.total_sleep_epochs + scored.wake_after_onset_epochs == (
         scored.final_wake_index - scored.onset_index
     )

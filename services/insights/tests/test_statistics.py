@@ -57,7 +57,9 @@ def test_correlation_matches_scipy(seed: int) -> None:
 
 def test_correlation_refuses_below_the_minimum_number_of_pairs() -> None:
     with pytest.raises(InsufficientDataError) as refused:
-        correlation([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0, 9.0])
+        correlation(
+            [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0, 9.0]
+        )
     assert (refused.value.found, refused.value.needed) == (9, 10)
 
 

@@ -1,10 +1,10 @@
 """Sleep/wake scoring of wrist actigraphy counts with published algorithms, 60-second epochs.
 
 * Cole, Kripke, Gruen, Mullaney & Gillin (1992), *Sleep* 15(5):461-469, the 1-minute equation for
-  mean activity per minute: ``D = 0.001 × (106·A₋₄ + 54·A₋₃ + 58·A₋₂ + 76·A₋₁ + 230·A₀ + 74·A₊₁ +
+  mean activity per minute: ``D = 0.001 x (106·A₋₄ + 54·A₋₃ + 58·A₋₂ + 76·A₋₁ + 230·A₀ + 74·A₊₁ +
   67·A₊₂)``; an epoch is asleep when ``D < 1``. Epochs beyond either end count as 0.
-* Sadeh, Sharkey & Carskadon (1994), *Sleep* 17(3):201-207: ``PS = 7.601 − 0.065·MEAN − 1.08·NAT −
-  0.056·SD − 0.703·LG`` where MEAN is the mean count of the 11-epoch window centred on the epoch,
+* Sadeh, Sharkey & Carskadon (1994), *Sleep* 17(3):201-207: ``PS = 7.601 - 0.065·MEAN - 1.08·NAT -
+  0.056·SD - 0.703·LG`` where MEAN is the mean count of the 11-epoch window centred on the epoch,
   NAT the number of its epochs with 50 ≤ count < 100, SD the sample standard deviation of the
   epoch and the 5 before it, and LG ``ln(count + 1)``; asleep when ``PS > 0``. Windows are cut at
   the ends of the recording.
@@ -74,7 +74,7 @@ class ScoredEpochs:
 
 
 def cole_kripke(counts: Sequence[float]) -> ScoredEpochs:
-    """Score ``counts`` (one per minute) with Cole–Kripke 1992."""
+    """Score ``counts`` (one per minute) with Cole-Kripke 1992."""
     data = np.asarray(counts, dtype=np.float64)
     padded = np.concatenate([np.zeros(COLE_KRIPKE_BEFORE), data, np.zeros(2)])
     weights = np.asarray(COLE_KRIPKE_WEIGHTS)

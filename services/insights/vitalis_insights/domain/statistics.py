@@ -45,7 +45,7 @@ class RobustBaseline:
     count: int
 
     def band(self, multiplier: float, *, floor: float = 0.0) -> tuple[float, float]:
-        """``median ± multiplier × max(spread, floor)``."""
+        """``median ± multiplier x max(spread, floor)``."""
         width = multiplier * max(self.spread, floor)
         return self.median - width, self.median + width
 
@@ -62,7 +62,7 @@ def robust_baseline(values: Sequence[float]) -> RobustBaseline:
 
 @dataclass(frozen=True)
 class TrendResult:
-    """Baseline, Theil–Sen slope with its 95 % interval, and the Mann–Kendall p-value."""
+    """Baseline, Theil-Sen slope with its 95 % interval, and the Mann-Kendall p-value."""
 
     count: int
     baseline: float
@@ -92,7 +92,7 @@ def _tie_term(counts: Sequence[int]) -> float:
 
 
 def theil_sen(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """The Theil–Sen slope and its 95 % interval after Sen (1968), equation 2.6."""
+    """The Theil-Sen slope and its 95 % interval after Sen (1968), equation 2.6."""
     xs = np.asarray(x, dtype=np.float64)
     ys = np.asarray(y, dtype=np.float64)
     dx = xs[:, np.newaxis] - xs
@@ -111,7 +111,7 @@ def theil_sen(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, flo
 
 
 def mann_kendall_p(x: Sequence[float], y: Sequence[float]) -> float:
-    """Two-sided p-value of the Mann–Kendall test (tie-corrected variance, continuity correction)."""
+    """Two-sided p-value of the Mann-Kendall test (tie-corrected variance, continuity correction)."""
     order = np.argsort(np.asarray(x, dtype=np.float64), kind="stable")
     ys = np.asarray(y, dtype=np.float64)[order]
     n = len(ys)
@@ -129,7 +129,9 @@ def mann_kendall_p(x: Sequence[float], y: Sequence[float]) -> float:
     return math.erfc(abs(z) / math.sqrt(2.0))
 
 
-def trend(days: Sequence[float], values: Sequence[float], *, min_count: int = MIN_TREND_POINTS) -> TrendResult:
+def trend(
+    days: Sequence[float], values: Sequence[float], *, min_count: int = MIN_TREND_POINTS
+) -> TrendResult:
     """Baseline and trend of ``values`` observed at ``days`` (days since any origin)."""
     if len(values) < min_count:
         raise InsufficientDataError(len(values), min_count)
@@ -198,7 +200,7 @@ def _fisher_interval(r: float, standard_error: float) -> tuple[float, float]:
 
 
 def _t_test_p(r: float, n: int) -> float:
-    """Two-sided p-value of r under no correlation (Student's t with n − 2 degrees of freedom)."""
+    """Two-sided p-value of r under no correlation (Student's t with n - 2 degrees of freedom)."""
     if abs(r) >= 1.0:
         return 0.0
     df = n - 2
@@ -209,7 +211,7 @@ def _t_test_p(r: float, n: int) -> float:
 def correlation(
     x: Sequence[float], y: Sequence[float], *, min_count: int = MIN_CORRELATION_PAIRS
 ) -> CorrelationResult:
-    """Pearson (Fisher z interval) and Spearman (Fisher z with the Bonett–Wright error) of the pairs."""
+    """Pearson (Fisher z interval) and Spearman (Fisher z with the Bonett-Wright error) of the pairs."""
     if len(x) != len(y):
         raise ValueError("x and y must have the same length")
     n = len(x)

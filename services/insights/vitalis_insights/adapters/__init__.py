@@ -1,0 +1,1 @@
+"""Adapters to the world outside the insights service: other services' contracts, language models."""

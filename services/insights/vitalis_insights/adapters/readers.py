@@ -1,0 +1,180 @@
+"""Reading the values an event announces, through the producing services' gRPC contracts.
+
+Events carry resource names, never measured values; the engine reads what a rule needs with
+service credentials acting for the event's user, and keeps it in its own ``series_values``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Final, Protocol
+
+import grpc
+import grpc.aio
+
+from vitalis.biomarkers.v1 import (
+    panel_service_pb2,
+    panel_service_pb2_grpc,
+    score_service_pb2,
+    score_service_pb2_grpc,
+)
+from vitalis.ingestion.v1 import daily_summary_service_pb2, daily_summary_service_pb2_grpc, metric_pb2
+from vitalis_insights.domain.panel_rules import MarkerReading
+from vitalis_insights.domain.series import (
+    DEEP_SLEEP_TIME,
+    REM_SLEEP_TIME,
+    SLEEP_EFFICIENCY,
+    TOTAL_SLEEP_TIME,
+    SeriesValue,
+    metric_key,
+)
+from vitalis_runtime import errors
+from vitalis_runtime.service_auth import ServiceCredentials
+
+CUMULATIVE_METRICS: Final = frozenset(
+    {
+        metric_pb2.METRIC_TYPE_STEPS,
+        metric_pb2.METRIC_TYPE_DISTANCE,
+        metric_pb2.METRIC_TYPE_FLOORS_CLIMBED,
+        metric_pb2.METRIC_TYPE_ACTIVE_ENERGY,
+        metric_pb2.METRIC_TYPE_BASAL_ENERGY,
+        metric_pb2.METRIC_TYPE_EXERCISE_TIME,
+    }
+)
+_RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+CALL_TIMEOUT: Final = 10.0
+
+
+class DailyValueReader(Protocol):
+    """Reads a merged daily summary as series values."""
+
+    async def daily_values(self, user_id: uuid.UUID, daily_summary: str) -> list[SeriesValue]:
+        """The values of the summary; empty when it no longer exists."""
+        ...
+
+
+class BiomarkerReader(Protocol):
+    """Reads a panel's marker values and a score's value."""
+
+    async def panel_readings(self, user_id: uuid.UUID, panel: str) -> dict[str, tuple[str, MarkerReading]]:
+        """Marker name -> (biomarker, reading); empty when the panel cannot be read."""
+        ...
+
+    async def score_value(self, user_id: uuid.UUID, score: str) -> SeriesValue | None:
+        """The score's value, or None when it cannot be read."""
+        ...
+
+
+def _unavailable(service: str, error: grpc.aio.AioRpcError) -> errors.Unavailable:
+    return errors.Unavailable(
+        f"{service} cannot be reached: {error.details()}", reason="DEPENDENCY_UNAVAILABLE"
+    )
+
+
+class GrpcIngestionReader:
+    """DailySummaryService.GetDailySummary with service credentials."""
+
+    def __init__(self, channel: grpc.aio.Channel, credentials: ServiceCredentials) -> None:
+        self._stub = daily_summary_service_pb2_grpc.DailySummaryServiceStub(channel)
+        self._credentials = credentials
+
+    async def daily_values(self, user_id: uuid.UUID, daily_summary: str) -> list[SeriesValue]:
+        """Resting heart rate, HRV by method, every other metric, and the night's sleep measures."""
+        try:
+            summary = await self._stub.GetDailySummary(
+                daily_summary_service_pb2.GetDailySummaryRequest(name=daily_summary),
+                metadata=self._credentials.metadata(user_id),
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise _unavailable("ingestion", error) from error
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return []
+            raise
+        day = datetime(summary.date.year, summary.date.month, summary.date.day, tzinfo=UTC)
+        values: list[SeriesValue] = []
+        for metric in summary.metrics:
+            if metric.count == 0:
+                continue
+            value = metric.sum if metric.metric_type in CUMULATIVE_METRICS else metric.avg
+            key = metric_key(metric.metric_type, metric.hrv.method)
+            values.append(SeriesValue(key, day, value, metric.unit, summary.name))
+        sleep = summary.sleep
+        if sleep.session_count > 0:
+            asleep = sleep.asleep_duration.ToTimedelta().total_seconds() / 60.0
+            in_bed = sleep.in_bed_duration.ToTimedelta().total_seconds() / 60.0
+            values.append(SeriesValue(TOTAL_SLEEP_TIME, day, asleep, "min", summary.name))
+            values.append(
+                SeriesValue(
+                    DEEP_SLEEP_TIME,
+                    day,
+                    sleep.deep_duration.ToTimedelta().total_seconds() / 60.0,
+                    "min",
+                    summary.name,
+                )
+            )
+            values.append(
+                SeriesValue(
+                    REM_SLEEP_TIME,
+                    day,
+                    sleep.rem_duration.ToTimedelta().total_seconds() / 60.0,
+                    "min",
+                    summary.name,
+                )
+            )
+            if in_bed > 0:
+                values.append(SeriesValue(SLEEP_EFFICIENCY, day, asleep / in_bed, "1", summary.name))
+        return values
+
+
+class GrpcBiomarkerReader:
+    """PanelService.GetPanel and ScoreService.GetScore with service credentials."""
+
+    def __init__(self, channel: grpc.aio.Channel, credentials: ServiceCredentials) -> None:
+        self._panels = panel_service_pb2_grpc.PanelServiceStub(channel)
+        self._scores = score_service_pb2_grpc.ScoreServiceStub(channel)
+        self._credentials = credentials
+
+    async def panel_readings(self, user_id: uuid.UUID, panel: str) -> dict[str, tuple[str, MarkerReading]]:
+        """Each marker's canonical value (or reported, when it has none) and its lab range."""
+        try:
+            found = await self._panels.GetPanel(
+                panel_service_pb2.GetPanelRequest(name=panel),
+                metadata=self._credentials.metadata(user_id),
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise _unavailable("biomarkers", error) from error
+            return {}
+        readings: dict[str, tuple[str, MarkerReading]] = {}
+        for marker in found.markers:
+            canonical = marker.HasField("canonical_value")
+            readings[marker.name] = (
+                marker.biomarker,
+                MarkerReading(
+                    value=marker.canonical_value if canonical else marker.value,
+                    unit=marker.canonical_unit if canonical else marker.reported_unit,
+                    range_low=marker.lab_range.low if marker.lab_range.HasField("low") else None,
+                    range_high=marker.lab_range.high if marker.lab_range.HasField("high") else None,
+                ),
+            )
+        return readings
+
+    async def score_value(self, user_id: uuid.UUID, score: str) -> SeriesValue | None:
+        """The score's value at its sample time."""
+        try:
+            found = await self._scores.GetScore(
+                score_service_pb2.GetScoreRequest(name=score),
+                metadata=self._credentials.metadata(user_id),
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise _unavailable("biomarkers", error) from error
+            return None
+        return SeriesValue(
+            f"score:{found.formula}", found.sample_time.ToDatetime(UTC), found.value, found.unit, found.name
+        )

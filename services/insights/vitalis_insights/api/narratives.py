@@ -1,0 +1,185 @@
+"""vitalis.insights.v1.NarrativeService: written summaries grounded in the user's numbers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import asyncpg
+import grpc
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vitalis.insights.v1 import events_pb2, narrative_pb2, narrative_service_pb2, narrative_service_pb2_grpc
+from vitalis_insights.adapters.text_provider import TextProvider
+from vitalis_insights.api.names import not_found, parse_request_id, resolve_parent, resolve_uuid_child
+from vitalis_insights.facts import facts_text, gather_facts
+from vitalis_insights.filters import FilterField, filter_to_sql
+from vitalis_insights.store.insights import PRODUCER, SCHEMA
+from vitalis_runtime.db import Database
+from vitalis_runtime.errors import FailedPrecondition, InvalidArgument
+from vitalis_runtime.outbox import add_to_outbox
+from vitalis_runtime.pagination import PageTokens, resolve_page_size
+
+PROMPT_VERSION: Final = "summary-v1"
+INSTRUCTIONS: Final = (
+    "You write short, friendly health summaries in Markdown. Quote only the numbers given to you, "
+    "exactly as given; do not diagnose; suggest talking to a clinician for anything worrying."
+)
+NARRATIVE_FILTERS: Final = {
+    "kind": FilterField("kind", "enum", narrative_pb2.NarrativeKind),
+    "create_time": FilterField("create_time", "time"),
+}
+TITLES: Final = {
+    narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY: "Your week",
+    narrative_pb2.NARRATIVE_KIND_MONTHLY_SUMMARY: "Your month",
+    narrative_pb2.NARRATIVE_KIND_PANEL_SUMMARY: "Your blood panel",
+}
+
+Context = grpc.aio.ServicerContext[object, object]
+
+
+def _stamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def narrative_to_proto(row: asyncpg.Record) -> narrative_pb2.Narrative:
+    """The Narrative message of a stored row."""
+    narrative = narrative_pb2.Narrative(
+        name=f"users/{row['user_id']}/narratives/{row['narrative_id']}",
+        kind=row["kind"],
+        title=row["title"],
+        body=row["body"],
+        language_code=row["language_code"],
+        create_time=_stamp(row["create_time"]),
+    )
+    if row["period_start"] is not None:
+        narrative.period.start_time.CopyFrom(_stamp(row["period_start"]))
+        narrative.period.end_time.CopyFrom(_stamp(row["period_end"]))
+    for fact in row["facts"]:
+        json_format.ParseDict(fact, narrative.facts.add())
+    json_format.ParseDict(row["generator"], narrative.generator)
+    return narrative
+
+
+class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
+    """Summaries of a user's data."""
+
+    def __init__(self, db: Database, tokens: PageTokens, provider: TextProvider) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._provider = provider
+
+    async def GenerateNarrative(
+        self, request: narrative_service_pb2.GenerateNarrativeRequest, context: Context
+    ) -> narrative_pb2.Narrative:
+        """Gather the period's facts, then word them."""
+        user_id = resolve_parent(request.parent)
+        if request.kind == narrative_pb2.NARRATIVE_KIND_UNSPECIFIED:
+            raise InvalidArgument.for_field("kind", "is required")
+        if request.kind == narrative_pb2.NARRATIVE_KIND_PANEL_SUMMARY and not request.panel:
+            raise InvalidArgument.for_field("panel", "is required for a panel summary")
+        request_id = parse_request_id(request.request_id)
+        now = datetime.now(UTC)
+        if request.HasField("period"):
+            start = request.period.start_time.ToDatetime(UTC)
+            end = request.period.end_time.ToDatetime(UTC) if request.period.HasField("end_time") else now
+            if start > now:
+                raise InvalidArgument.for_field("period", "must not lie in the future")
+        else:
+            days = 30 if request.kind == narrative_pb2.NARRATIVE_KIND_MONTHLY_SUMMARY else 7
+            end = datetime.combine(now.date(), datetime.min.time(), tzinfo=UTC)
+            start = end - timedelta(days=days)
+        if request_id is not None:
+            async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+                earlier = await conn.fetchrow(
+                    "SELECT * FROM narratives WHERE user_id = $1 AND request_id = $2", user_id, request_id
+                )
+            if earlier is not None:
+                return narrative_to_proto(earlier)
+        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            facts = await gather_facts(conn, user_id, start, end)
+        if not facts:
+            raise FailedPrecondition(
+                "the period holds no data to summarise",
+                reason="INSUFFICIENT_DATA",
+                metadata={"sample_count": "0", "min_sample_count": "1"},
+            )
+        title = f"{TITLES[request.kind]}: {start.date().isoformat()} to {end.date().isoformat()}"
+        template = f"## {title}\n\n{facts_text(facts)}"
+        body = "".join(
+            [fragment async for fragment in self._provider.stream(INSTRUCTIONS, facts_text(facts), template)]
+        )
+        generator = narrative_pb2.TextGenerator(
+            provider=self._provider.name, model=self._provider.model, prompt_version=PROMPT_VERSION
+        )
+        async with self._db.transaction(user_id=user_id) as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO narratives (user_id, narrative_id, kind, period_start, period_end, title, body, facts,
+                                           generator, language_code, request_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'en', $10)
+                   ON CONFLICT (user_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING *""",
+                user_id,
+                uuid.uuid4(),
+                request.kind,
+                start,
+                end,
+                title,
+                body,
+                [json_format.MessageToDict(fact) for fact in facts],
+                json_format.MessageToDict(generator),
+                request_id,
+            )
+            if row is None:
+                row = await conn.fetchrow(
+                    "SELECT * FROM narratives WHERE user_id = $1 AND request_id = $2", user_id, request_id
+                )
+                return narrative_to_proto(row)
+            event = events_pb2.NarrativeGenerated(
+                user=f"users/{user_id}",
+                narrative=f"users/{user_id}/narratives/{row['narrative_id']}",
+                kind=request.kind,
+                occur_time=_stamp(row["create_time"]),
+            )
+            await add_to_outbox(conn, schema=SCHEMA, producer=PRODUCER, user_id=user_id, message=event)
+        return narrative_to_proto(row)
+
+    async def GetNarrative(
+        self, request: narrative_service_pb2.GetNarrativeRequest, context: Context
+    ) -> narrative_pb2.Narrative:
+        """One narrative."""
+        user_id, narrative_id = resolve_uuid_child(request.name, "narratives")
+        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM narratives WHERE user_id = $1 AND narrative_id = $2", user_id, narrative_id
+            )
+        if row is None:
+            raise not_found(request.name)
+        return narrative_to_proto(row)
+
+    async def ListNarratives(
+        self, request: narrative_service_pb2.ListNarrativesRequest, context: Context
+    ) -> narrative_service_pb2.ListNarrativesResponse:
+        """Narratives, newest first."""
+        user_id = resolve_parent(request.parent)
+        size = resolve_page_size(request.page_size, default=20, maximum=100)
+        fingerprint = {"parent": str(user_id), "filter": request.filter}
+        offset = int(self._tokens.decode(request.page_token, request=fingerprint).get("offset", 0))
+        condition, parameters = filter_to_sql(request.filter, NARRATIVE_FILTERS, first_parameter=3)
+        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            rows = await conn.fetch(
+                f"""SELECT * FROM narratives WHERE user_id = $1 AND {condition}
+                    ORDER BY create_time DESC, narrative_id LIMIT $2 OFFSET {offset}""",  # noqa: S608
+                user_id,
+                size + 1,
+                *parameters,
+            )
+        response = narrative_service_pb2.ListNarrativesResponse(
+            narratives=[narrative_to_proto(row) for row in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = self._tokens.encode({"offset": offset + size}, request=fingerprint)
+        return response

@@ -1,0 +1,77 @@
+"""A small AIP-160 filter subset: ``field op value`` terms joined by ``AND``, turned into SQL.
+
+Enum fields take their enum value names (``state = INSIGHT_STATE_UNREAD``), compared by number so
+``severity >= SEVERITY_WARNING`` works; text fields take quoted strings; time fields RFC 3339
+timestamps; boolean fields ``true``/``false``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from vitalis_runtime.errors import InvalidArgument
+
+_TERM = re.compile(r'^\s*([a-z_.]+)\s*(<=|>=|!=|=|<|>)\s*("(?:[^"\\]|\\.)*"|[A-Za-z0-9_:.+\-/]+)\s*$')
+_OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """A filterable field: its SQL column and how its values are written."""
+
+    column: str
+    kind: Literal["enum", "text", "time", "bool"]
+    enum: EnumTypeWrapper | None = None
+
+
+def filter_to_sql(
+    text: str, fields: Mapping[str, FilterField], *, first_parameter: int, field_name: str = "filter"
+) -> tuple[str, list[Any]]:
+    """SQL conditions (``AND``-joined, or ``TRUE``) and their parameters, numbered from ``first_parameter``."""
+    if not text.strip():
+        return "TRUE", []
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    for term in re.split(r"\s+AND\s+", text.strip()):
+        match = _TERM.match(term)
+        if match is None:
+            raise InvalidArgument.for_field(
+                field_name, f"cannot parse {term.strip()!r}; expected `field = value`"
+            )
+        name, operator, raw = match.groups()
+        spec = fields.get(name)
+        if spec is None:
+            raise InvalidArgument.for_field(
+                field_name, f"unknown field {name!r}; known fields: {', '.join(sorted(fields))}"
+            )
+        parameters.append(_value(spec, name, raw, field_name))
+        conditions.append(f"{spec.column} {_OPERATORS[operator]} ${first_parameter + len(parameters) - 1}")
+    return " AND ".join(conditions), parameters
+
+
+def _value(spec: FilterField, name: str, raw: str, field_name: str) -> Any:
+    unquoted = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
+    if spec.kind == "enum" and spec.enum is not None:
+        try:
+            return spec.enum.Value(unquoted)
+        except ValueError:
+            raise InvalidArgument.for_field(field_name, f"{unquoted!r} is not a value of {name}") from None
+    if spec.kind == "time":
+        try:
+            moment = datetime.fromisoformat(unquoted.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument.for_field(field_name, f"{unquoted!r} is not an RFC 3339 time") from None
+        if moment.tzinfo is None:
+            raise InvalidArgument.for_field(field_name, f"{unquoted!r} needs a time zone offset")
+        return moment
+    if spec.kind == "bool":
+        if unquoted not in {"true", "false"}:
+            raise InvalidArgument.for_field(field_name, f"{name} takes true or false")
+        return unquoted == "true"
+    return unquoted
