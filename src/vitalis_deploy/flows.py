@@ -18,6 +18,23 @@ NAME = "app.kubernetes.io/name"
 COMPONENT = "app.kubernetes.io/component"
 SERVICES = ("identity", "ingestion", "biomarkers", "documents", "insights")
 
+SERVICE_CALLS: Mapping[tuple[str, str], str] = {
+    **{
+        (caller, "identity"): "token verification (JWKS) and share-grant checks"
+        for caller in SERVICES
+        if caller != "identity"
+    },
+    **{
+        ("identity", callee): "data-subject rights: the callee's UserDataService exports and erases"
+        for callee in SERVICES
+        if callee != "identity"
+    },
+    ("insights", "ingestion"): "insights reads samples",
+    ("insights", "biomarkers"): "insights reads markers",
+    ("documents", "biomarkers"): "parsed reports become panels",
+}
+"""Every (caller, callee) pair of services that calls over gRPC, and why; no other pair may."""
+
 INTERNET = outside("a client on the internet")
 MANAGED_DATASTORE = outside("a managed datastore outside the cluster")
 OBJECT_STORE = outside("S3-compatible object storage")
@@ -62,18 +79,9 @@ REQUIRED_FLOWS: tuple[Flow, ...] = (
     Flow(EVERY_POD, CLUSTER_DNS, 53, "UDP", why="name resolution"),
     *(Flow(GATEWAY, service(name), "grpc", why="the gateway routes to every service") for name in SERVICES),
     *(
-        Flow(service(name), service("identity"), "grpc", why="token verification against the JWKS")
-        for name in SERVICES
-        if name != "identity"
+        Flow(service(caller), service(callee), "grpc", why=why)
+        for (caller, callee), why in SERVICE_CALLS.items()
     ),
-    *(
-        Flow(service("identity"), service(name), "grpc", why="data-subject rights: export and erasure")
-        for name in SERVICES
-        if name != "identity"
-    ),
-    Flow(service("insights"), service("ingestion"), "grpc", why="insights reads samples"),
-    Flow(service("insights"), service("biomarkers"), "grpc", why="insights reads markers"),
-    Flow(service("documents"), service("biomarkers"), "grpc", why="parsed reports become panels"),
     Flow(service("documents"), OBJECT_STORE, 443, why="document bytes live in object storage"),
     Flow(ANY_SERVICE, POSTGRES, 5432, why="each service owns a schema"),
     Flow(ANY_SERVICE, REDIS, 6379, why="events flow through Redis Streams"),
@@ -93,19 +101,26 @@ FORBIDDEN_FLOWS: tuple[Flow, ...] = (
     Flow(INTERNET, GATEWAY, "metrics", why="only Prometheus scrapes the gateway"),
     Flow(INTERNET, POSTGRES, 5432, why="the database is private"),
     Flow(INTERNET, REDIS, 6379, why="Redis is private"),
-    Flow(service("ingestion"), service("documents"), "grpc"),
-    Flow(service("ingestion"), service("insights"), "grpc"),
-    Flow(service("biomarkers"), service("insights"), "grpc"),
-    Flow(service("biomarkers"), service("ingestion"), "grpc"),
-    Flow(service("documents"), service("insights"), "grpc"),
-    Flow(service("documents"), service("ingestion"), "grpc"),
+    *(
+        Flow(service(caller), service(callee), "grpc", why="not a call any service makes")
+        for caller in SERVICES
+        for callee in SERVICES
+        if caller != callee and (caller, callee) not in SERVICE_CALLS
+    ),
+    *(
+        Flow(service(caller), service(callee), "metrics", why="only Prometheus scrapes the services")
+        for caller in SERVICES
+        for callee in SERVICES
+        if caller != callee
+    ),
     Flow(GATEWAY, POSTGRES, 5432, why="the gateway holds no data"),
     Flow(GATEWAY, REDIS, 6379, why="the gateway holds no data"),
     Flow(MIGRATIONS, service("identity"), "grpc", why="migrations talk to PostgreSQL only"),
     Flow(MIGRATIONS, REDIS, 6379, why="migrations talk to PostgreSQL only"),
     Flow(MIGRATIONS, INTERNET, 443, why="migrations talk to PostgreSQL only"),
 )
-"""Connections that must stay closed: a sample of what default deny is for."""
+"""Connections that must stay closed: between services, every pair outside :data:`SERVICE_CALLS`
+and every metrics port; elsewhere a sample of what default deny is for."""
 
 
 def check_flows(

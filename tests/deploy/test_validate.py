@@ -96,7 +96,7 @@ def test_removed_internal_caller_is_caught(k8s_copy: Path) -> None:
 
     assert findings == [
         "NetworkPolicy: [network-policy] Deployment/vitalis/insights -> Deployment/vitalis/identity "
-        "port grpc/TCP is required but blocked (token verification against the JWKS)"
+        "port grpc/TCP is required but blocked (token verification (JWKS) and share-grant checks)"
     ]
 
 
