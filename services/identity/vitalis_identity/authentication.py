@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from vitalis_identity.domain.passwords import Passwords, check_password_rules
+from vitalis_identity.domain.sessions import RevokeReason
 from vitalis_identity.domain.tokens import IssuedTokens, RefreshToken
 from vitalis_identity.domain.users import User, normalize_email, validate_name, validate_time_zone
 from vitalis_identity.keyring import KeyRing
 from vitalis_identity.store import SessionStore, UserStore
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import InvalidArgument, Unauthenticated
+from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 
 WRONG_CREDENTIALS = "the e-mail address or the password is wrong"
 
@@ -61,7 +62,9 @@ class Authentication:
         self._sessions = sessions or SessionStore()
         self._clock = clock
 
-    async def sign_up(self, new_user: NewUser, *, user_agent: str = "") -> tuple[User, IssuedTokens]:
+    async def sign_up(
+        self, new_user: NewUser, *, user_agent: str = "", client_ip: str = ""
+    ) -> tuple[User, IssuedTokens]:
         """Create an account and its user with a password, and start a session."""
         email = normalize_email(new_user.email)
         check_password_rules(new_user.password)
@@ -81,10 +84,12 @@ class Authentication:
                 time_zone=time_zone,
                 password_hash=password_hash,
             )
-            tokens = await self._start_session(conn, user, user_agent=user_agent)
+            tokens = await self._start_session(conn, user, user_agent=user_agent, client_ip=client_ip)
         return user, tokens
 
-    async def sign_in(self, email: str, password: str, *, user_agent: str = "") -> IssuedTokens:
+    async def sign_in(
+        self, email: str, password: str, *, user_agent: str = "", client_ip: str = ""
+    ) -> IssuedTokens:
         """Check a password and start a session; one message for every kind of failure."""
         try:
             normalized = normalize_email(email)
@@ -98,7 +103,7 @@ class Authentication:
             user = await self._users.get_user(conn, user_id)
             if user is None:
                 raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
-            return await self._start_session(conn, user, user_agent=user_agent)
+            return await self._start_session(conn, user, user_agent=user_agent, client_ip=client_ip)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """Exchange a refresh token for new tokens; reusing a spent one revokes the whole session."""
@@ -118,11 +123,14 @@ class Authentication:
                     )
                 await self._sessions.mark_used(conn, token.user_id, token.token_id)
                 user = await self._users.get_user(conn, token.user_id)
-                if user is None:
+                if user is None or (user.expire_time is not None and user.expire_time <= now):
                     raise Unauthenticated("the user no longer exists", reason="USER_DELETED")
+                await self._sessions.touch(conn, token.user_id, session_id)
                 return await self._issue(conn, user, session_id, now=now)
             # A spent token presented again: the session is revoked (committed) before refusing.
-            await self._sessions.revoke_session(conn, token.user_id, session_id, "refresh token reused")
+            await self._sessions.revoke_session(
+                conn, token.user_id, session_id, RevokeReason.REFRESH_TOKEN_REUSE.value
+            )
         raise Unauthenticated(
             "this refresh token was already used; the session has been revoked — sign in again",
             reason="REFRESH_TOKEN_REUSED",
@@ -131,9 +139,52 @@ class Authentication:
     async def sign_out(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """Revoke the caller's session (idempotent)."""
         async with self._db.transaction(user_id=user_id) as conn:
-            await self._sessions.revoke_session(conn, user_id, session_id, "signed out")
+            await self._sessions.revoke_session(conn, user_id, session_id, RevokeReason.SIGN_OUT.value)
 
-    async def _start_session(self, conn: asyncpg.Connection, user: User, *, user_agent: str) -> IssuedTokens:
+    async def session_of(self, token: RefreshToken) -> uuid.UUID:
+        """The session a (valid, possibly spent) refresh token was issued in."""
+        async with self._db.transaction(user_id=token.user_id) as conn:
+            row = await self._sessions.lock_refresh_token(conn, token.user_id, token.token_id)
+        if row is None or not token.matches(row["token_hash"]):
+            raise Unauthenticated("the refresh token is not valid", reason="INVALID_REFRESH_TOKEN")
+        session_id: uuid.UUID = row["session_id"]
+        return session_id
+
+    async def change_password(
+        self, user_id: uuid.UUID, current_session: uuid.UUID | None, current: str, new: str
+    ) -> None:
+        """Replace the password after checking the current one; every other session is revoked."""
+        check_password_rules(new, field="new_password")
+        async with self._db.transaction(user_id=user_id) as conn:
+            stored = await self._users.password_hash(conn, user_id)
+            if stored is None:
+                if await self._users.get_user(conn, user_id) is None:
+                    raise NotFound(f"user 'users/{user_id}' was not found", reason="USER_NOT_FOUND")
+                raise FailedPrecondition(
+                    "this user signs in through an external identity provider and has no password",
+                    reason="NO_PASSWORD",
+                )
+            if not await self._passwords.verify(stored, current):
+                raise Unauthenticated("the current password is wrong", reason="INVALID_CREDENTIALS")
+            await self._users.set_password_hash(conn, user_id, await self._passwords.hash(new))
+            await self._sessions.revoke_other_sessions(
+                conn, user_id, current_session, RevokeReason.PASSWORD_CHANGED.value
+            )
+
+    async def start_external_session(self, user: User, *, user_agent: str = "") -> IssuedTokens:
+        """Open a session for a user who proved who they are through an external provider."""
+        async with self._db.transaction(user_id=user.user_id) as conn:
+            return await self._start_session(conn, user, user_agent=user_agent, auth_method="external")
+
+    async def _start_session(
+        self,
+        conn: asyncpg.Connection,
+        user: User,
+        *,
+        user_agent: str,
+        client_ip: str = "",
+        auth_method: str = "password",
+    ) -> IssuedTokens:
         now = self._clock()
         session_id = uuid.uuid4()
         await self._sessions.create_session(
@@ -142,6 +193,8 @@ class Authentication:
             session_id=session_id,
             expire_time=now + self._policy.session_ttl,
             user_agent=user_agent,
+            client_ip=client_ip,
+            auth_method=auth_method,
         )
         return await self._issue(conn, user, session_id, now=now)
 

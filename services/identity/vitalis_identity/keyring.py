@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from vitalis_identity.domain.keys import KeyInfo, KeySchedule, signing_key, successor_due
+from vitalis_identity.domain.keys import KeyInfo, KeySchedule, StoredKey, signing_key, successor_due
 from vitalis_identity.store import KeyStore
 from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import Unavailable
+from vitalis_runtime.errors import FailedPrecondition, NotFound, Unavailable
 
 ALGORITHM = "ES256"
 
@@ -101,7 +101,63 @@ class KeyRing:
 
         await run_until_stopped(step, stop, name="signing-key rotation", idle_delay=interval)
 
-    async def _create_key(self, conn: asyncpg.Connection, *, activate_time: datetime) -> None:
+    async def describe(self) -> tuple[list[StoredKey], str | None]:
+        """Every key ever created, newest first, and the id of the one signing now."""
+        async with self._db.transaction(user_id=None, readonly=True) as conn:
+            keys = await self._store.describe_keys(conn)
+        now = self._clock()
+        current = signing_key(
+            [KeyInfo(k.kid, k.activate_time, k.retire_time) for k in keys if k.revoke_time is None], now
+        )
+        return keys, current.kid if current else None
+
+    async def rotate(self, request_id: str | None, *, immediately: bool = False) -> StoredKey:
+        """Create a successor now; it signs from ``publish_ahead`` later (or at once)."""
+        async with self._lock:
+            async with self._db.transaction(user_id=None) as conn:
+                await self._store.lock_rotation(conn)
+                if request_id:
+                    earlier = await self._store.describe_keys(conn, request_id=request_id)
+                    if earlier:
+                        return earlier[0]
+                now = self._clock()
+                live = [k for k in await self._store.describe_keys(conn) if k.revoke_time is None]
+                if not immediately and any(k.activate_time > now for k in live):
+                    raise FailedPrecondition(
+                        "a key is already pending; the rotation is in progress", reason="KEY_PENDING"
+                    )
+                activate = now if immediately else now + self._schedule.publish_ahead
+                kid = await self._create_key(conn, activate_time=activate, request_id=request_id)
+                created = next(k for k in await self._store.describe_keys(conn) if k.kid == kid)
+            await self._reload()
+        return created
+
+    async def revoke(self, kid: str) -> StoredKey:
+        """Take a key out of the JWKS at once; revoking the signing key first rotates immediately."""
+        keys, current = await self.describe()
+        found = next((k for k in keys if k.kid == kid), None)
+        if found is None:
+            raise NotFound(f"signing key 'signingKeys/{kid}' was not found", reason="SIGNING_KEY_NOT_FOUND")
+        if found.state(self._clock(), current) in {"revoked", "expired"}:
+            raise FailedPrecondition("the key is already expired or revoked", reason="SIGNING_KEY_ENDED")
+        if kid == current:
+            await self.rotate(None, immediately=True)
+        async with self._lock:
+            async with self._db.transaction(user_id=None) as conn:
+                await self._store.lock_rotation(conn)
+                await self._store.revoke_key(conn, kid)
+                revoked = next(k for k in await self._store.describe_keys(conn) if k.kid == kid)
+            await self._reload()
+        return revoked
+
+    async def _reload(self) -> None:
+        async with self._db.transaction(user_id=None, readonly=True) as conn:
+            rows = await self._store.list_keys(conn)
+        self._keys = [self._load(info, encrypted, jwk) for info, encrypted, jwk in rows]
+
+    async def _create_key(
+        self, conn: asyncpg.Connection, *, activate_time: datetime, request_id: str | None = None
+    ) -> str:
         private_key = ec.generate_private_key(ec.SECP256R1())
         kid = f"{activate_time:%Y%m%d%H%M}-{secrets.token_hex(4)}"
         jwk = json.loads(ECAlgorithm.to_jwk(private_key.public_key()))
@@ -116,7 +172,9 @@ class KeyRing:
             algorithm=ALGORITHM,
             encrypted_private_key=self._cipher.encrypt(pem),
             public_jwk=jwk,
+            request_id=request_id,
         )
+        return kid
 
     def _load(self, info: KeyInfo, encrypted: bytes, jwk: Mapping[str, Any]) -> _LoadedKey:
         try:

@@ -1,16 +1,21 @@
-"""Reading and updating a user's profile."""
+"""A user's profile and preferences: reading, updating, soft delete and restore."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from vitalis_identity.audit import AuditTrail
+from vitalis_identity.domain.audit import AuditAction
+from vitalis_identity.domain.preferences import Preferences, apply_preferences_update
 from vitalis_identity.domain.users import User, apply_profile_update
 from vitalis_identity.store import UserStore
+from vitalis_identity.store_people import AccountStore, PreferencesStore
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import Aborted, NotFound
+from vitalis_runtime.errors import Aborted, FailedPrecondition, NotFound
 
 
 def user_not_found(name: str) -> NotFound:
@@ -18,24 +23,41 @@ def user_not_found(name: str) -> NotFound:
     return NotFound(f"user {name!r} was not found", reason="USER_NOT_FOUND", metadata={"name": name})
 
 
+def stale_etag(what: str) -> Aborted:
+    """The answer to a conditional change whose etag no longer matches."""
+    return Aborted(
+        f"the {what} was changed since it was read; fetch it again and retry", reason="ETAG_MISMATCH"
+    )
+
+
 class Profiles:
-    """Profiles, read and written under the owner's row-level security."""
+    """Profiles and preferences, read and written under the owner's row-level security."""
 
     def __init__(
         self,
         db: Database,
+        audit: AuditTrail,
         *,
+        deletion_grace: timedelta = timedelta(days=30),
         users: UserStore | None = None,
+        preferences: PreferencesStore | None = None,
+        accounts: AccountStore | None = None,
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
     ) -> None:
         self._db = db
+        self._audit = audit
+        self._grace = deletion_grace
         self._users = users or UserStore()
+        self._preferences = preferences or PreferencesStore()
+        self._accounts = accounts or AccountStore()
         self._today = today
 
-    async def get(self, user_id: uuid.UUID) -> User:
-        """The user's profile."""
-        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+    async def get(self, user_id: uuid.UUID, *, share_grant: str = "") -> User:
+        """The user's profile (``share_grant`` names the grant a grantee reads it under)."""
+        async with self._db.transaction(user_id=user_id) as conn:
             user = await self._users.get_user(conn, user_id)
+            if user is not None and share_grant:
+                await self._audit.record(conn, user_id, AuditAction.READ, user.name, share_grant=share_grant)
         if user is None:
             raise user_not_found(f"users/{user_id}")
         return user
@@ -46,15 +68,89 @@ class Profiles:
         """Apply the masked fields; a stale ``etag`` is ABORTED."""
         async with self._db.transaction(user_id=user_id) as conn:
             current = await self._users.get_user(conn, user_id)
+            if current is None or current.deleted:
+                raise user_not_found(f"users/{user_id}")
+            if etag and etag != current.etag:
+                raise stale_etag("user")
+            updated = apply_profile_update(current, changes, paths, today=self._today())
+            saved = await self._users.save_profile(conn, updated, expected_version=current.version)
+            if saved is None:
+                raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
+        return saved
+
+    async def delete(self, user_id: uuid.UUID, *, etag: str) -> User:
+        """Soft-delete the user; erased for good when the grace period ends."""
+        async with self._db.transaction(user_id=user_id) as conn:
+            current = await self._users.get_user(conn, user_id)
             if current is None:
                 raise user_not_found(f"users/{user_id}")
             if etag and etag != current.etag:
-                raise Aborted(
-                    "the user was changed since it was read; fetch it again and retry",
-                    reason="ETAG_MISMATCH",
+                raise stale_etag("user")
+            if current.deleted:
+                raise FailedPrecondition("the user is already deleted", reason="USER_ALREADY_DELETED")
+            account = await self._accounts.get(conn, current.account_id)
+            if account is not None and account.owner_user_id == user_id and account.user_count > 1:
+                raise FailedPrecondition(
+                    "this user owns an account with other users; delete the account instead",
+                    reason="OWNS_SHARED_ACCOUNT",
                 )
-            updated = apply_profile_update(current, changes, paths, today=self._today())
-            saved = await self._users.save_profile(conn, updated, expected_version=current.version)
-        if saved is None:
-            raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            now = datetime.now(UTC)
+            saved = await self._users.set_deleted(
+                conn,
+                user_id,
+                expected_version=current.version,
+                delete_time=now,
+                expire_time=now + self._grace,
+            )
+            if saved is None:
+                raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await self._audit.record(conn, user_id, AuditAction.DELETE, saved.name)
+        return saved
+
+    async def undelete(self, user_id: uuid.UUID, *, etag: str) -> User:
+        """Restore a soft-deleted user within the grace period."""
+        async with self._db.transaction(user_id=user_id) as conn:
+            current = await self._users.get_user(conn, user_id)
+            if current is None:
+                raise user_not_found(f"users/{user_id}")
+            if etag and etag != current.etag:
+                raise stale_etag("user")
+            if not current.deleted:
+                raise FailedPrecondition("the user is not deleted", reason="USER_NOT_DELETED")
+            if current.expire_time is not None and current.expire_time <= datetime.now(UTC):
+                raise user_not_found(f"users/{user_id}")
+            saved = await self._users.set_deleted(
+                conn, user_id, expected_version=current.version, delete_time=None, expire_time=None
+            )
+            if saved is None:
+                raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
+        return saved
+
+    async def get_preferences(self, user_id: uuid.UUID) -> Preferences:
+        """The user's preferences."""
+        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            found = await self._preferences.get(conn, user_id)
+        if found is None:
+            raise NotFound(f"'users/{user_id}/preferences' was not found", reason="USER_NOT_FOUND")
+        return found
+
+    async def update_preferences(
+        self, user_id: uuid.UUID, changes: Mapping[str, Any], paths: Iterable[str], *, etag: str
+    ) -> Preferences:
+        """Apply the masked fields; a stale ``etag`` is ABORTED."""
+        async with self._db.transaction(user_id=user_id) as conn:
+            current = await self._preferences.get(conn, user_id)
+            if current is None:
+                raise NotFound(f"'users/{user_id}/preferences' was not found", reason="USER_NOT_FOUND")
+            if etag and etag != current.etag:
+                raise stale_etag("preferences")
+            updated = apply_preferences_update(current, changes, paths)
+            saved = await self._preferences.save(
+                conn, replace(updated, user_id=user_id), expected_version=current.version
+            )
+            if saved is None:
+                raise Aborted("the preferences were changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
         return saved

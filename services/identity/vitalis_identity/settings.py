@@ -20,3 +20,28 @@ class IdentitySettings(ServiceSettings):
     refresh_token_ttl_days: int = Field(default=30, ge=1, le=365)
     session_ttl_days: int = Field(default=90, ge=1, le=730)
     key_rotation_days: int = Field(default=30, ge=1, le=365)
+    deletion_grace_days: int = Field(
+        default=30,
+        ge=0,
+        le=365,
+        description="Days a soft-deleted user or account can be restored before erasure.",
+    )
+    clerk_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Svix signing secret of the Clerk webhook endpoint "
+        "(VITALIS_CLERK_WEBHOOK_SECRET, whsec_...).",
+    )
+    clerk_issuer: str = Field(
+        default="clerk",
+        min_length=1,
+        description="The `iss` of the Clerk instance's tokens (VITALIS_CLERK_ISSUER); links Clerk users.",
+    )
+    oidc_issuers: tuple[str, ...] = Field(
+        default=(),
+        description="Other OIDC issuers whose subjects map to users (VITALIS_OIDC_ISSUERS, a JSON list).",
+    )
+    oidc_provision_on_first_use: bool = Field(
+        default=True,
+        description="Provision a user on the first request of an unknown external subject "
+        "(VITALIS_OIDC_PROVISION_ON_FIRST_USE).",
+    )

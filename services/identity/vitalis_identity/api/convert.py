@@ -50,7 +50,23 @@ def user_to_proto(user: User) -> user_pb2.User:
         create_time=timestamp(user.create_time),
         update_time=timestamp(user.update_time),
         etag=user.etag,
+        state=user_pb2.USER_STATE_DELETED if user.deleted else user_pb2.USER_STATE_ACTIVE,
+        email_verified=user.email_verified,
+        has_password=user.has_password,
+        external_identities=[
+            user_pb2.ExternalIdentity(
+                issuer=link.issuer,
+                subject=link.subject,
+                provider=link.provider,
+                link_time=timestamp(link.link_time),
+            )
+            for link in user.external_identities
+        ],
     )
+    if user.delete_time is not None:
+        message.delete_time.CopyFrom(timestamp(user.delete_time))
+    if user.expire_time is not None:
+        message.expire_time.CopyFrom(timestamp(user.expire_time))
     if user.birth_date is not None:
         message.birth_date.CopyFrom(
             date_pb2.Date(year=user.birth_date.year, month=user.birth_date.month, day=user.birth_date.day)

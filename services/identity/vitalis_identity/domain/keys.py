@@ -8,9 +8,10 @@ gateway and the services have fetched it before the first token signed with it a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,29 @@ class KeyInfo:
     kid: str
     activate_time: datetime
     retire_time: datetime
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """A key as an operator sees it (never the private half)."""
+
+    kid: str
+    algorithm: str
+    public_jwk: Mapping[str, Any]
+    create_time: datetime
+    activate_time: datetime
+    retire_time: datetime
+    revoke_time: datetime | None
+
+    def state(self, now: datetime, signing_kid: str | None) -> str:
+        """``pending``, ``active``, ``retired``, ``expired`` or ``revoked``."""
+        if self.revoke_time is not None:
+            return "revoked"
+        if self.retire_time <= now:
+            return "expired"
+        if self.activate_time > now:
+            return "pending"
+        return "active" if self.kid == signing_kid else "retired"
 
 
 def signing_key(keys: Sequence[KeyInfo], now: datetime) -> KeyInfo | None:

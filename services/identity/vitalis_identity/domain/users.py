@@ -36,6 +36,16 @@ class UnitSystem(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ExternalIdentity:
+    """A subject of an external identity provider linked to a user."""
+
+    issuer: str
+    subject: str
+    provider: str
+    link_time: datetime
+
+
+@dataclass(frozen=True)
 class User:
     """A person using Vitalis and their profile."""
 
@@ -51,6 +61,21 @@ class User:
     version: int
     create_time: datetime
     update_time: datetime
+    delete_time: datetime | None = None
+    expire_time: datetime | None = None
+    email_verified: bool = False
+    has_password: bool = True
+    external_identities: tuple[ExternalIdentity, ...] = ()
+
+    @property
+    def deleted(self) -> bool:
+        """Whether the user is soft-deleted (or being erased)."""
+        return self.delete_time is not None
+
+    @property
+    def display_name(self) -> str:
+        """Given and family name, or the e-mail address when both are empty."""
+        return " ".join(p for p in (self.given_name, self.family_name) if p) or self.email
 
     @property
     def name(self) -> str:
