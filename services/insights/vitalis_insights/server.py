@@ -138,7 +138,10 @@ async def create_insights_server(
         block_ms=250,
     )
     relay = OutboxRelay(
-        deps.db, deps.redis, schema=SCHEMA, streams=StreamNames(PRODUCER, settings.event_shards)
+        deps.db,
+        deps.redis,
+        schema=SCHEMA,
+        streams=StreamNames(PRODUCER, settings.event_shards, settings.event_stream_prefix),
     )
     closers: list[Callable[[], object]] = [notifier.stop, *(channel.close for channel in channels)]
 
