@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b4_overhead
+from bench import b1_ingest, b4_overhead
 from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
 from bench.runner import Log, Settings
 from bench.snapshot import describe_source, export_commit, python_path
@@ -25,7 +25,10 @@ RESULTS = CHECKOUT / "bench" / "results"
 
 Benchmark = tuple[str, Callable[[Stack, Settings, Log], Awaitable[dict[str, ArmOutcome]]], tuple[Target, ...]]
 
-BENCHMARKS: tuple[Benchmark, ...] = (("B4", b4_overhead.run, b4_overhead.TARGETS),)
+BENCHMARKS: tuple[Benchmark, ...] = (
+    ("B1", b1_ingest.run, b1_ingest.TARGETS),
+    ("B4", b4_overhead.run, b4_overhead.TARGETS),
+)
 
 
 def log(line: str) -> None:

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
-import httpx
 
 from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2, sample_service_pb2_grpc
 
@@ -104,30 +103,44 @@ def http1_request(method: str, url: str, headers: dict[str, str], body: bytes) -
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+class Http1Pool:
+    """Keep-alive connections to one server, opened as concurrency demands."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._idle: list[Http1Connection] = []
+        self._opened: list[Http1Connection] = []
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """One exchange on an idle connection (or a new one); raise on a status of 300 or more."""
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            connection = Http1Connection(*await asyncio.open_connection(self.host, self.port))
+            self._opened.append(connection)
+        status, content, keep_alive = await connection.exchange(request)
+        if keep_alive:
+            self._idle.append(connection)
+        if status >= 300:
+            raise RuntimeError(f"HTTP {status}: {content[:300].decode(errors='replace')}")
+        return status, content
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for connection in self._opened:
+            connection.writer.close()
+
+
 async def _http(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
     body = base64.b64decode(spec["body_b64"]) if spec.get("body_b64") else b""
     host, port, request = http1_request(spec["method"], spec["url"], spec.get("headers", {}), body)
-    idle: list[Http1Connection] = []
-    opened: list[Http1Connection] = []
+    pool = Http1Pool(host, port)
 
     async def call(_: int) -> float:
-        if idle:
-            connection = idle.pop()
-        else:
-            connection = Http1Connection(*await asyncio.open_connection(host, port))
-            opened.append(connection)
-        status, content, keep_alive = await connection.exchange(request)
-        if keep_alive:
-            idle.append(connection)
-        if status >= 300:
-            raise RuntimeError(f"HTTP {status}: {content[:300].decode(errors='replace')}")
+        await pool.send(request)
         return float(spec.get("units_per_call", 1.0))
 
-    async def close() -> None:
-        for connection in opened:
-            connection.writer.close()
-
-    return call, close
+    return call, pool.close
 
 
 def _samples(spec: dict[str, Any], call: int, count: int) -> list[sample_pb2.Sample]:
@@ -156,35 +169,36 @@ async def _samples_stream(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awai
                 )
 
         response = await stub.StreamSamples(requests(), metadata=metadata, timeout=120)
-        return float(response.counts.created if response.HasField("counts") else chunk * chunks)
+        return float(response.counts.new_count)
 
     return call, channel.close
 
 
 async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
-    client = httpx.AsyncClient(timeout=60)
+    host, port, _ = http1_request("POST", spec["url"], {}, b"")
+    pool = Http1Pool(host, port)
     count = spec["rows_per_call"]
+    headers = {**spec.get("headers", {}), "content-type": "application/json"}
 
     async def call(n: int) -> float:
-        body = {
-            "samples": [
+        samples = []
+        for i, start in enumerate(sample_times(spec, n, count)):
+            at = start.isoformat().replace("+00:00", "Z")
+            samples.append(
                 {
                     "source": spec["source"],
                     "metricType": "METRIC_TYPE_HEART_RATE",
                     "value": heart_rate(i),
                     "unit": "count/min",
-                    "startTime": start.isoformat().replace("+00:00", "Z"),
-                    "endTime": start.isoformat().replace("+00:00", "Z"),
+                    "startTime": at,
+                    "endTime": at,
                 }
-                for i, start in enumerate(sample_times(spec, n, count))
-            ]
-        }
-        response = await client.post(spec["url"], headers=spec.get("headers"), json=body)
-        if response.status_code >= 300:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+            )
+        body = json.dumps({"samples": samples}).encode()
+        await pool.send(http1_request("POST", spec["url"], headers, body)[2])
         return float(count)
 
-    return call, client.aclose
+    return call, pool.close
 
 
 async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:

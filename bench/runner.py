@@ -97,7 +97,8 @@ class DriverArm:
     spec: dict[str, Any]
     processes: Processes
     probe_call: Probe = always_measurable
-    meter_labels: Sequence[str] | None = None
+    prepare: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    """Adds to the spec before each repetition (a fresh source, so no row is a replay)."""
 
     async def probe(self) -> str | None:
         """Delegate to the arm's probe."""
@@ -105,7 +106,8 @@ class DriverArm:
 
     async def measure(self, settings: Settings) -> Measurement:
         """Run the load generator once while metering every process."""
-        spec = {"duration": settings.duration, "concurrency": settings.concurrency, **self.spec}
+        fresh = await self.prepare() if self.prepare is not None else {}
+        spec = {"duration": settings.duration, "concurrency": settings.concurrency, **self.spec, **fresh}
         return await metered(self.name, self.processes, run_driver(spec))
 
 

@@ -1,0 +1,188 @@
+"""B1: bulk sample ingest against the physical floor, raw COPY of the same rows into the same table.
+
+Arms (each repetition writes to a fresh source, so no row is ever a replay):
+
+- ``raw COPY`` (reference): asyncpg ``copy_records_to_table`` into ``ingestion.samples`` as
+  ingestion's application role with the user set, 5,000 rows per transaction.
+- ``grpc stream``: ``SampleService/StreamSamples`` on ingestion's port, 5 chunks of 1,000 samples per call.
+- ``rest batch + jwt``: ``POST /v1/users/{id}/samples:batchCreate`` through the gateway, 5,000 per request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import grpc
+
+from bench.report import ArmOutcome, Target
+from bench.runner import DriverArm, Log, Probe, Settings, describe_rpc_error, measure_arms
+from bench.stack import BenchUser, Stack
+from vitalis.ingestion.v1 import (
+    sample_pb2,
+    sample_service_pb2,
+    sample_service_pb2_grpc,
+    source_pb2,
+    source_service_pb2,
+    source_service_pb2_grpc,
+)
+
+BASE_TIME = "2026-01-01T00:00:00+00:00"
+ROWS_PER_CALL = 5_000
+CHUNK_ROWS = 1_000
+INGEST_CONCURRENCY = 4
+APP_ROLE = "vitalis_ingestion_app"
+COPY, STREAM, REST = "B1 raw COPY", "B1 grpc stream", "B1 rest batch + jwt"
+
+TARGETS = (
+    Target("B1", "(a) gRPC client stream vs raw COPY (rows/s)", arm=STREAM, reference=COPY, value=0.7),
+    Target(
+        "B1", "(b) REST batch through Envoy + JWT vs raw COPY (rows/s)", arm=REST, reference=COPY, value=0.45
+    ),
+)
+
+
+async def create_source(stack: Stack, user: BenchUser) -> str:
+    """A new source of the user through ingestion's SourceService; its resource name."""
+    async with grpc.aio.insecure_channel(stack.target("ingestion")) as channel:
+        stub = source_service_pb2_grpc.SourceServiceStub(channel)
+        source = await stub.CreateSource(
+            source_service_pb2.CreateSourceRequest(
+                parent=user.name,
+                source=source_pb2.Source(display_name="bench", platform=source_pb2.SOURCE_PLATFORM_API),
+                source_id=f"bench-{uuid.uuid4().hex[:12]}",
+            ),
+            metadata=tuple((k, v) for k, v in user.metadata),
+            timeout=30,
+        )
+    return str(source.name)
+
+
+def one_sample(source: str) -> sample_pb2.Sample:
+    """A single heart-rate sample (for probing)."""
+    sample = sample_pb2.Sample(source=source, metric_type=1, value=60.0, unit="count/min")
+    sample.start_time.FromJsonString("2025-12-31T00:00:00Z")
+    sample.end_time.FromJsonString("2025-12-31T00:00:00Z")
+    return sample
+
+
+def write_probe(stack: Stack, user: BenchUser, *, streamed: bool) -> Probe:
+    """One real write (a source and one sample): UNIMPLEMENTED or a failure makes the arm unmeasurable."""
+    method = "StreamSamples" if streamed else "BatchCreateSamples"
+
+    async def probe() -> str | None:
+        try:
+            source = await create_source(stack, user)
+        except grpc.aio.AioRpcError as error:
+            return describe_rpc_error(error, service="ingestion", method="SourceService/CreateSource")
+        metadata = tuple((k, v) for k, v in user.metadata)
+        async with grpc.aio.insecure_channel(stack.target("ingestion")) as channel:
+            stub = sample_service_pb2_grpc.SampleServiceStub(channel)
+            try:
+                if streamed:
+
+                    async def chunks() -> AsyncIterator[sample_service_pb2.StreamSamplesRequest]:
+                        yield sample_service_pb2.StreamSamplesRequest(
+                            parent=user.name, samples=[one_sample(source)]
+                        )
+
+                    await stub.StreamSamples(chunks(), metadata=metadata, timeout=30)
+                else:
+                    await stub.BatchCreateSamples(
+                        sample_service_pb2.BatchCreateSamplesRequest(
+                            parent=user.name, samples=[one_sample(source)]
+                        ),
+                        metadata=metadata,
+                        timeout=30,
+                    )
+            except grpc.aio.AioRpcError as error:
+                return describe_rpc_error(error, service="ingestion", method=f"SampleService/{method}")
+        return None
+
+    return probe
+
+
+async def samples_table_probe(stack: Stack) -> str | None:
+    """The reference needs ingestion's samples table and its partition function."""
+    connection = await asyncpg.connect(stack.database_url)
+    try:
+        exists = await connection.fetchval("SELECT to_regclass('ingestion.samples') IS NOT NULL")
+        if not exists:
+            return "ingestion.samples does not exist (ingestion's migrations define no samples table)"
+        await connection.execute(
+            "SET search_path = ingestion; SELECT ensure_sample_partitions(ARRAY['2026-01-01'::date])"
+        )
+    finally:
+        await connection.close()
+    return None
+
+
+def fresh_source(stack: Stack, user: BenchUser) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Before each service repetition: a new source to write to."""
+
+    async def prepare() -> dict[str, Any]:
+        return {"source": await create_source(stack, user)}
+
+    return prepare
+
+
+async def fresh_source_id() -> dict[str, Any]:
+    """Before each reference repetition: a new source id (the table has no foreign key to sources)."""
+    return {"source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"}
+
+
+async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcome]:
+    """Measure the three arms interleaved."""
+    user = await stack.sign_up()
+    common = {"base_time": BASE_TIME, "concurrency": INGEST_CONCURRENCY}
+    arms = [
+        DriverArm(
+            COPY,
+            "rows",
+            {
+                **common,
+                "kind": "copy_samples",
+                "database_url": stack.database_url,
+                "role": APP_ROLE,
+                "schema": "ingestion",
+                "user_id": str(user.user_id),
+                "rows_per_call": ROWS_PER_CALL,
+            },
+            stack,
+            lambda: samples_table_probe(stack),
+            fresh_source_id,
+        ),
+        DriverArm(
+            STREAM,
+            "rows",
+            {
+                **common,
+                "kind": "samples_stream",
+                "target": stack.target("ingestion"),
+                "metadata": user.metadata,
+                "parent": user.name,
+                "rows_per_chunk": CHUNK_ROWS,
+                "chunks_per_call": ROWS_PER_CALL // CHUNK_ROWS,
+            },
+            stack,
+            write_probe(stack, user, streamed=True),
+            fresh_source(stack, user),
+        ),
+        DriverArm(
+            REST,
+            "rows",
+            {
+                **common,
+                "kind": "samples_rest_batch",
+                "url": f"{stack.gateway_url}/v1/{user.name}/samples:batchCreate",
+                "headers": user.bearer,
+                "rows_per_call": ROWS_PER_CALL,
+            },
+            stack,
+            write_probe(stack, user, streamed=False),
+            fresh_source(stack, user),
+        ),
+    ]
+    return await measure_arms(arms, settings, log)
