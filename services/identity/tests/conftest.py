@@ -49,7 +49,10 @@ async def identity_role(admin_database_url: str) -> AsyncIterator[str]:
 async def db(admin_database_url: str, identity_role: str) -> AsyncIterator[Database]:
     """A pool acting as the application role on a freshly migrated identity schema."""
     await migrate(
-        admin_database_url, schema="identity", app_role=identity_role, migrations=load_migrations("vitalis_identity")
+        admin_database_url,
+        schema="identity",
+        app_role=identity_role,
+        migrations=load_migrations("vitalis_identity"),
     )
     database = await Database.connect(admin_database_url, role=identity_role, schema="identity", max_size=12)
     yield database

@@ -54,10 +54,16 @@ def violations_of(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
 
 async def test_sign_up_with_a_weak_password_names_the_rule(identity) -> None:
     stub = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
-    cases = {"short": "PASSWORD_TOO_SHORT", "x" * 129: "PASSWORD_TOO_LONG", "password1234": "PASSWORD_TOO_COMMON"}
+    cases = {
+        "short": "PASSWORD_TOO_SHORT",
+        "x" * 129: "PASSWORD_TOO_LONG",
+        "password1234": "PASSWORD_TOO_COMMON",
+    }
     for password, rule in cases.items():
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await stub.SignUp(auth_service_pb2.SignUpRequest(email=f"{uuid.uuid4().hex}@example.com", password=password))
+            await stub.SignUp(
+                auth_service_pb2.SignUpRequest(email=f"{uuid.uuid4().hex}@example.com", password=password)
+            )
         assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert reason_of(raised.value) == rule
         assert violations_of(raised.value)[0][0] == "password"
@@ -97,7 +103,9 @@ async def test_change_password_revokes_other_sessions_and_checks_the_current_one
     assert wrong.value.code() is grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as weak:
         await stub.ChangePassword(
-            auth_service_pb2.ChangePasswordRequest(user="users/me", current_password=PASSWORD, new_password="short"),
+            auth_service_pb2.ChangePasswordRequest(
+                user="users/me", current_password=PASSWORD, new_password="short"
+            ),
             metadata=ada.auth,
         )
     assert weak.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -117,7 +125,9 @@ async def test_change_password_revokes_other_sessions_and_checks_the_current_one
         metadata=ada.auth,
     )
     with pytest.raises(grpc.aio.AioRpcError) as revoked:
-        await stub.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=other.tokens.refresh_token))
+        await stub.RefreshSession(
+            auth_service_pb2.RefreshSessionRequest(refresh_token=other.tokens.refresh_token)
+        )
     assert revoked.value.code() is grpc.StatusCode.UNAUTHENTICATED
     await stub.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=ada.refresh_token))
     await stub.SignIn(auth_service_pb2.SignInRequest(email=ada.email, password="a new long passphrase"))
@@ -126,12 +136,16 @@ async def test_change_password_revokes_other_sessions_and_checks_the_current_one
 async def test_refresh_token_reuse_revokes_the_family(identity) -> None:
     ada = await identity.sign_up()
     stub = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
-    rotated = await stub.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=ada.refresh_token))
+    rotated = await stub.RefreshSession(
+        auth_service_pb2.RefreshSessionRequest(refresh_token=ada.refresh_token)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as reused:
         await stub.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=ada.refresh_token))
     assert reason_of(reused.value) == "REFRESH_TOKEN_REUSED"
     with pytest.raises(grpc.aio.AioRpcError) as descendant:
-        await stub.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=rotated.tokens.refresh_token))
+        await stub.RefreshSession(
+            auth_service_pb2.RefreshSessionRequest(refresh_token=rotated.tokens.refresh_token)
+        )
     assert descendant.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -166,7 +180,9 @@ async def test_delete_and_undelete_user(identity) -> None:
     users = user_service_pb2_grpc.UserServiceStub(identity.channel)
     current = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=ada.auth)
     with pytest.raises(grpc.aio.AioRpcError) as stale:
-        await users.DeleteUser(user_service_pb2.DeleteUserRequest(name="users/me", etag="stale"), metadata=ada.auth)
+        await users.DeleteUser(
+            user_service_pb2.DeleteUserRequest(name="users/me", etag="stale"), metadata=ada.auth
+        )
     assert stale.value.code() is grpc.StatusCode.ABORTED
     deleted = await users.DeleteUser(
         user_service_pb2.DeleteUserRequest(name="users/me", etag=current.etag), metadata=ada.auth
@@ -179,7 +195,9 @@ async def test_delete_and_undelete_user(identity) -> None:
     # Sign-in stays possible during the grace period, so the user can restore themself.
     auth = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
     await auth.SignIn(auth_service_pb2.SignInRequest(email=ada.email, password=PASSWORD))
-    restored = await users.UndeleteUser(user_service_pb2.UndeleteUserRequest(name="users/me"), metadata=ada.auth)
+    restored = await users.UndeleteUser(
+        user_service_pb2.UndeleteUserRequest(name="users/me"), metadata=ada.auth
+    )
     assert restored.state == user_pb2.USER_STATE_ACTIVE
     assert not restored.HasField("delete_time")
     with pytest.raises(grpc.aio.AioRpcError) as not_deleted:
@@ -217,8 +235,14 @@ async def test_preferences_defaults_update_and_validation(identity) -> None:
     assert dict(updated.unit_overrides) == {"glucose": "mmol/L"}
     assert updated.notifications.alert_email_enabled and updated.notifications.alert_push_enabled
     for preferences, field in (
-        (preferences_pb2.Preferences(name="users/me/preferences", unit_overrides={"glucose": "kg"}), "glucose"),
-        (preferences_pb2.Preferences(name="users/me/preferences", language_code="not a tag"), "language_code"),
+        (
+            preferences_pb2.Preferences(name="users/me/preferences", unit_overrides={"glucose": "kg"}),
+            "glucose",
+        ),
+        (
+            preferences_pb2.Preferences(name="users/me/preferences", language_code="not a tag"),
+            "language_code",
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as invalid:
             await users.UpdatePreferences(
@@ -244,8 +268,14 @@ async def test_account_get_update_delete_undelete_and_tier(identity) -> None:
     users = user_service_pb2_grpc.UserServiceStub(identity.channel)
     me = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=ada.auth)
     accounts = account_service_pb2_grpc.AccountServiceStub(identity.channel)
-    account = await accounts.GetAccount(account_service_pb2.GetAccountRequest(name=me.account), metadata=ada.auth)
-    assert account.owner == ada.name and account.user_count == 1 and account.tier == account_pb2.ACCOUNT_TIER_FREE
+    account = await accounts.GetAccount(
+        account_service_pb2.GetAccountRequest(name=me.account), metadata=ada.auth
+    )
+    assert (
+        account.owner == ada.name
+        and account.user_count == 1
+        and account.tier == account_pb2.ACCOUNT_TIER_FREE
+    )
     with pytest.raises(grpc.aio.AioRpcError) as foreign:
         await accounts.GetAccount(account_service_pb2.GetAccountRequest(name=me.account), metadata=bob.auth)
     assert foreign.value.code() is grpc.StatusCode.NOT_FOUND
@@ -268,12 +298,15 @@ async def test_account_get_update_delete_undelete_and_tier(identity) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as output_only:
         await accounts.UpdateAccount(
             account_service_pb2.UpdateAccountRequest(
-                account=account_pb2.Account(name=me.account), update_mask=field_mask_pb2.FieldMask(paths=["tier"])
+                account=account_pb2.Account(name=me.account),
+                update_mask=field_mask_pb2.FieldMask(paths=["tier"]),
             ),
             metadata=ada.auth,
         )
     assert output_only.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    deleted = await accounts.DeleteAccount(account_service_pb2.DeleteAccountRequest(name=me.account), metadata=ada.auth)
+    deleted = await accounts.DeleteAccount(
+        account_service_pb2.DeleteAccountRequest(name=me.account), metadata=ada.auth
+    )
     assert deleted.state == account_pb2.ACCOUNT_STATE_DELETED
     me_deleted = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=ada.auth)
     assert me_deleted.state == user_pb2.USER_STATE_DELETED
@@ -284,12 +317,16 @@ async def test_account_get_update_delete_undelete_and_tier(identity) -> None:
     internal = account_internal_service_pb2_grpc.AccountInternalServiceStub(identity.channel)
     with pytest.raises(grpc.aio.AioRpcError) as user_token:
         await internal.SetAccountTier(
-            account_internal_service_pb2.SetAccountTierRequest(name=me.account, tier=account_pb2.ACCOUNT_TIER_PREMIUM),
+            account_internal_service_pb2.SetAccountTierRequest(
+                name=me.account, tier=account_pb2.ACCOUNT_TIER_PREMIUM
+            ),
             metadata=ada.auth,
         )
     assert user_token.value.code() is grpc.StatusCode.PERMISSION_DENIED
     premium = await internal.SetAccountTier(
-        account_internal_service_pb2.SetAccountTierRequest(name=me.account, tier=account_pb2.ACCOUNT_TIER_PREMIUM),
+        account_internal_service_pb2.SetAccountTierRequest(
+            name=me.account, tier=account_pb2.ACCOUNT_TIER_PREMIUM
+        ),
         metadata=identity.as_service(service="billing"),
     )
     assert premium.tier == account_pb2.ACCOUNT_TIER_PREMIUM
