@@ -69,10 +69,12 @@ async def test_grant_allows_only_its_scopes_until_revoked(identity) -> None:
         ),
         metadata=owner.auth,
     )
-    assert grant.grantee == grantee.name and grant.state == share_grant_pb2.SHARE_GRANT_STATE_ACTIVE
+    assert grant.grantee == grantee.name
+    assert grant.state == share_grant_pb2.SHARE_GRANT_STATE_ACTIVE
     assert grant.owner_display_name == "Ada Lovelace"
     allowed = await check(identity, owner, grantee)
-    assert allowed.allowed and allowed.share_grant == grant.name
+    assert allowed.allowed
+    assert allowed.share_grant == grant.name
     assert allowed.expire_time.ToDatetime() == grant.expire_time.ToDatetime()
     # The check does not depend on which user the calling service acts for.
     assert (await check(identity, owner, grantee, caller=owner)).allowed
@@ -158,7 +160,8 @@ async def test_grant_profile_scope_lets_the_grantee_read_the_profile(identity) -
         metadata=owner.auth,
     )
     shared = await users.GetUser(user_service_pb2.GetUserRequest(name=owner.name), metadata=grantee.auth)
-    assert shared.given_name == "Ada" and not shared.email
+    assert shared.given_name == "Ada"
+    assert not shared.email
     audit = audit_log_service_pb2_grpc.AuditLogServiceStub(identity.channel)
     reads = await audit.ListAuditLogEntries(
         audit_log_service_pb2.ListAuditLogEntriesRequest(parent="users/me", filter='actor != "users/me"'),
@@ -252,7 +255,9 @@ async def test_create_share_grant_is_idempotent_per_request_id_and_pages(identit
             metadata=owner.auth,
         )
         first, second = second, created
-    assert first is not None and second is not None and first.name == second.name
+    assert first is not None
+    assert second is not None
+    assert first.name == second.name
     for grantee in grantees[1:]:
         await grants.CreateShareGrant(
             share_grant_service_pb2.CreateShareGrantRequest(
@@ -333,7 +338,8 @@ async def test_consents_grant_revoke_and_history(identity) -> None:
     revoked = await consents.RevokeConsent(
         consent_service_pb2.RevokeConsentRequest(name=granted.name, etag=granted.etag), metadata=ada.auth
     )
-    assert revoked.state == consent_pb2.CONSENT_STATE_REVOKED and revoked.HasField("revoke_time")
+    assert revoked.state == consent_pb2.CONSENT_STATE_REVOKED
+    assert revoked.HasField("revoke_time")
     await consents.GrantConsent(
         consent_service_pb2.GrantConsentRequest(
             parent="users/me", type=consent_pb2.CONSENT_TYPE_TERMS_OF_SERVICE, version="v2"

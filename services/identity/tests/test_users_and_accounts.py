@@ -153,7 +153,8 @@ async def test_update_user_with_a_stale_etag_is_aborted_and_changes_nothing(iden
     ada = await identity.sign_up()
     users = user_service_pb2_grpc.UserServiceStub(identity.channel)
     before = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=ada.auth)
-    assert before.state == user_pb2.USER_STATE_ACTIVE and before.has_password
+    assert before.state == user_pb2.USER_STATE_ACTIVE
+    assert before.has_password
     changed = await users.UpdateUser(
         user_service_pb2.UpdateUserRequest(
             user=user_pb2.User(name="users/me", given_name="Augusta", etag=before.etag),
@@ -215,7 +216,8 @@ async def test_preferences_defaults_update_and_validation(identity) -> None:
     defaults = await users.GetPreferences(
         user_service_pb2.GetPreferencesRequest(name="users/me/preferences"), metadata=ada.auth
     )
-    assert defaults.language_code == "en-US" and defaults.notifications.alert_push_enabled
+    assert defaults.language_code == "en-US"
+    assert defaults.notifications.alert_push_enabled
     updated = await users.UpdatePreferences(
         user_service_pb2.UpdatePreferencesRequest(
             preferences=preferences_pb2.Preferences(
@@ -233,7 +235,8 @@ async def test_preferences_defaults_update_and_validation(identity) -> None:
     )
     assert updated.language_code == "de-DE"
     assert dict(updated.unit_overrides) == {"glucose": "mmol/L"}
-    assert updated.notifications.alert_email_enabled and updated.notifications.alert_push_enabled
+    assert updated.notifications.alert_email_enabled
+    assert updated.notifications.alert_push_enabled
     for preferences, field in (
         (
             preferences_pb2.Preferences(name="users/me/preferences", unit_overrides={"glucose": "kg"}),
@@ -271,11 +274,9 @@ async def test_account_get_update_delete_undelete_and_tier(identity) -> None:
     account = await accounts.GetAccount(
         account_service_pb2.GetAccountRequest(name=me.account), metadata=ada.auth
     )
-    assert (
-        account.owner == ada.name
-        and account.user_count == 1
-        and account.tier == account_pb2.ACCOUNT_TIER_FREE
-    )
+    assert account.owner == ada.name
+    assert account.user_count == 1
+    assert account.tier == account_pb2.ACCOUNT_TIER_FREE
     with pytest.raises(grpc.aio.AioRpcError) as foreign:
         await accounts.GetAccount(account_service_pb2.GetAccountRequest(name=me.account), metadata=bob.auth)
     assert foreign.value.code() is grpc.StatusCode.NOT_FOUND
