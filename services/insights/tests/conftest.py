@@ -264,9 +264,9 @@ def bearer(platform: Platform, user_id: uuid.UUID) -> tuple[tuple[str, str], ...
     return (("authorization", f"Bearer {platform.key.mint(user_id)}"),)
 
 
-async def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
     """Poll an async ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = await check()
         if result:

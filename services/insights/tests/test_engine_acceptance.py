@@ -45,7 +45,8 @@ async def list_insights(
 
 async def processed_nights(platform: Platform, user_id: uuid.UUID) -> int:
     count: int = await platform.admin_fetchval(
-        "SELECT count(*) FROM insights.series_values WHERE user_id = $1 AND series_key = 'metric:resting-heart-rate'",
+        "SELECT count(*) FROM insights.series_values"
+        " WHERE user_id = $1 AND series_key = 'metric:resting-heart-rate'",
         user_id,
     )
     return count
@@ -95,7 +96,7 @@ async def test_two_normal_weeks_then_three_elevated_nights_give_one_anomaly_watc
         assert insight.observed.value == ELEVATED
         assert insight.expected_range.high < ELEVATED
         assert [evidence.resource for evidence in insight.evidence] == [
-            f"users/{user_id}/dailySummaries/{(start + timedelta(days=len(NORMAL_NIGHTS) + offset)).isoformat()}"
+            f"users/{user_id}/dailySummaries/{start + timedelta(days=len(NORMAL_NIGHTS) + offset):%Y-%m-%d}"
             for offset in (2, 1, 0)
         ]
         stored = await list_insights(platform, insights.channel, user_id)
@@ -194,7 +195,7 @@ async def test_restart_mid_stream_loses_no_event_and_duplicates_no_insight(platf
     for offset, value in enumerate(nights[8:], start=8):
         await platform.publish_night(user_id, start + timedelta(days=offset), resting_hr=value)
     async with running_insights(platform, platform.settings("replica-b")) as insights:
-        await eventually(lambda: _at_least(platform, user_id, len(nights)), timeout=20)
+        await eventually(lambda: _at_least(platform, user_id, len(nights)), within=20)
         found = await eventually(lambda: list_insights(platform, insights.channel, user_id))
         # Everything delivered once more (a replay of the whole stream) changes nothing.
         for offset, value in enumerate(nights):

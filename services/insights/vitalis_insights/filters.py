@@ -8,12 +8,10 @@ timestamps; boolean fields ``true``/``false``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from vitalis_runtime.errors import InvalidArgument
 
@@ -27,13 +25,16 @@ class FilterField:
 
     column: str
     kind: Literal["enum", "text", "time", "bool"]
-    enum: EnumTypeWrapper | None = None
+    enum_value: Callable[[str], int] | None = None
 
 
 def filter_to_sql(
     text: str, fields: Mapping[str, FilterField], *, first_parameter: int, field_name: str = "filter"
 ) -> tuple[str, list[Any]]:
-    """SQL conditions (``AND``-joined, or ``TRUE``) and their parameters, numbered from ``first_parameter``."""
+    """SQL conditions (``AND``-joined, or ``TRUE``) and their parameters, numbered from ``first_parameter``.
+
+    Raises ``InvalidArgument`` on ``field_name`` for a term it cannot parse or an unknown field.
+    """
     if not text.strip():
         return "TRUE", []
     conditions: list[str] = []
@@ -57,9 +58,9 @@ def filter_to_sql(
 
 def _value(spec: FilterField, name: str, raw: str, field_name: str) -> Any:
     unquoted = raw[1:-1].replace('\\"', '"') if raw.startswith('"') else raw
-    if spec.kind == "enum" and spec.enum is not None:
+    if spec.kind == "enum" and spec.enum_value is not None:
         try:
-            return spec.enum.Value(unquoted)
+            return spec.enum_value(unquoted)
         except ValueError:
             raise InvalidArgument.for_field(field_name, f"{unquoted!r} is not a value of {name}") from None
     if spec.kind == "time":

@@ -33,8 +33,8 @@ class TemplateProvider:
     name = "template"
     model = ""
 
-    async def stream(self, instructions: str, prompt: str, fallback: str) -> AsyncIterator[str]:
-        """The template text, in fragments."""
+    async def stream(self, instructions: str, prompt: str, fallback: str) -> AsyncIterator[str]:  # noqa: ARG002
+        """The template text, in fragments (templates need no instructions or prompt)."""
         for line in fallback.splitlines(keepends=True):
             yield line
 
@@ -51,7 +51,7 @@ class OpenAICompatibleProvider:
         self._api_key = api_key
         self._timeout = timeout
 
-    async def stream(self, instructions: str, prompt: str, fallback: str) -> AsyncIterator[str]:
+    async def stream(self, instructions: str, prompt: str, fallback: str) -> AsyncIterator[str]:  # noqa: ARG002
         """Stream the model's answer; UNAVAILABLE when the endpoint cannot be reached or refuses."""
         headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         body = {

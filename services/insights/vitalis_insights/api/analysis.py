@@ -7,7 +7,7 @@ from typing import Final
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import interval_pb2
+from google.type import interval_pb2  # type: ignore[import-untyped]
 
 from vitalis.insights.v1 import analysis_pb2, analysis_service_pb2, analysis_service_pb2_grpc, common_pb2
 from vitalis_insights.api.names import resolve_parent

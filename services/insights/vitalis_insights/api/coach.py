@@ -86,7 +86,8 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         request_id = parse_request_id(request.request_id)
         async with self._db.transaction(user_id=user_id) as conn:
             row = await conn.fetchrow(
-                """INSERT INTO conversations (user_id, conversation_id, title, request_id) VALUES ($1, $2, $3, $4)
+                """INSERT INTO conversations (user_id, conversation_id, title, request_id)
+                   VALUES ($1, $2, $3, $4)
                    ON CONFLICT (user_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING *""",
                 user_id,
                 uuid.uuid4(),
@@ -237,9 +238,12 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
                 raise FailedPrecondition(
                     "another answer of this conversation is being written", reason="REPLYING"
                 )
-            question = await self._append(conn, conversation, USER, request.text, [], None, request_id)
+            question = await self._append(
+                conn, conversation, USER, request.text, facts=[], generator=None, request_id=request_id
+            )
             await conn.execute(
-                "UPDATE conversations SET replying = true, title = CASE WHEN title = '' THEN $3 ELSE title END "
+                "UPDATE conversations SET replying = true,"
+                " title = CASE WHEN title = '' THEN $3 ELSE title END "
                 "WHERE user_id = $1 AND conversation_id = $2",
                 user_id,
                 conversation_id,
@@ -256,7 +260,9 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         prompt = f"My data:\n{facts_text(facts)}\nMy question: {request.text}"
         # The answer is completed and stored even if the client goes away mid-stream.
         writer = asyncio.create_task(
-            self._write_answer(user_id, conversation_id, prompt, template, facts, request_id)
+            self._write_answer(
+                user_id, conversation_id, prompt=prompt, template=template, facts=facts, request_id=request_id
+            )
         )
         queue = self._queues[writer] = asyncio.Queue()
         try:
@@ -274,6 +280,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         self,
         user_id: uuid.UUID,
         conversation_id: uuid.UUID,
+        *,
         prompt: str,
         template: str,
         facts: list[narrative_pb2.GroundedFact],
@@ -307,7 +314,14 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
                 conversation_id,
             )
             reply = await self._append(
-                conn, conversation, COACH, "".join(fragments), facts, generator, request_id, state=state
+                conn,
+                conversation,
+                COACH,
+                "".join(fragments),
+                facts=facts,
+                generator=generator,
+                request_id=request_id,
+                state=state,
             )
             await conn.execute(
                 "UPDATE conversations SET replying = false WHERE user_id = $1 AND conversation_id = $2",
@@ -330,10 +344,10 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         conversation: asyncpg.Record,
         role: int,
         text: str,
+        *,
         facts: list[narrative_pb2.GroundedFact],
         generator: narrative_pb2.TextGenerator | None,
         request_id: uuid.UUID | None,
-        *,
         state: int = conversation_pb2.MESSAGE_STATE_COMPLETE,
     ) -> asyncpg.Record:
         row: asyncpg.Record = await conn.fetchrow(
@@ -341,8 +355,8 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
                    UPDATE conversations SET message_count = message_count + 1, update_time = now(),
                           version = version + 1
                    WHERE user_id = $1 AND conversation_id = $2 RETURNING message_count)
-               INSERT INTO messages (user_id, conversation_id, message_seq, role, text, facts, generator, state,
-                                     request_id)
+               INSERT INTO messages (user_id, conversation_id, message_seq, role, text, facts, generator,
+                                     state, request_id)
                SELECT $1, $2, message_count, $3, $4, $5, $6, $7, $8 FROM bumped RETURNING *""",
             conversation["user_id"],
             conversation["conversation_id"],

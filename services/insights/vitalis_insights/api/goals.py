@@ -36,8 +36,8 @@ MUTABLE: Final = (
 )
 MAX_ACTIVE_GOALS: Final = 50
 GOAL_FILTERS: Final = {
-    "state": FilterField("state", "enum", goal_pb2.GoalState),
-    "direction": FilterField("direction", "enum", goal_pb2.GoalDirection),
+    "state": FilterField("state", "enum", goal_pb2.GoalState.Value),
+    "direction": FilterField("direction", "enum", goal_pb2.GoalDirection.Value),
     "deadline": FilterField("deadline::timestamptz", "time"),
     "progress.on_track": FilterField("coalesce((progress->>'onTrack')::boolean, false)", "bool"),
 }
@@ -136,9 +136,9 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
                 raise ResourceExhausted("at most 50 goals can be active at once", reason="TOO_MANY_GOALS")
             try:
                 row = await conn.fetchrow(
-                    """INSERT INTO goals (user_id, goal_id, series, request_id, display_name, series_key, direction,
-                                          target_value, target_low, target_high, unit, evaluation_window_days,
-                                          start_date, deadline)
+                    """INSERT INTO goals (user_id, goal_id, series, request_id, display_name, series_key,
+                                          direction, target_value, target_low, target_high, unit,
+                                          evaluation_window_days, start_date, deadline)
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *""",
                     user_id,
                     goal_id,
@@ -216,7 +216,8 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
             columns = goal_columns(merged, row["series_key"], row["start_date"])
             row = await conn.fetchrow(
                 """UPDATE goals SET display_name = $3, direction = $4, target_value = $5, target_low = $6,
-                          target_high = $7, unit = $8, evaluation_window_days = $9, start_date = $10, deadline = $11,
+                          target_high = $7, unit = $8, evaluation_window_days = $9, start_date = $10,
+                          deadline = $11,
                           update_time = now(), version = version + 1
                    WHERE user_id = $1 AND goal_id = $2 RETURNING *""",
                 user_id,

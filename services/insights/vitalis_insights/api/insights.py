@@ -231,7 +231,7 @@ def _rule_matches(rule: RuleSpec, text: str) -> bool:
     from vitalis.insights.v1 import common_pb2
 
     fields = {
-        "category": FilterField("category", "enum", common_pb2.InsightCategory),
+        "category": FilterField("category", "enum", common_pb2.InsightCategory.Value),
         "enabled": FilterField("enabled", "bool"),
     }
     condition, parameters = filter_to_sql(text, fields, first_parameter=1)

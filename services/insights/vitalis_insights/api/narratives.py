@@ -28,7 +28,7 @@ INSTRUCTIONS: Final = (
     "exactly as given; do not diagnose; suggest talking to a clinician for anything worrying."
 )
 NARRATIVE_FILTERS: Final = {
-    "kind": FilterField("kind", "enum", narrative_pb2.NarrativeKind),
+    "kind": FilterField("kind", "enum", narrative_pb2.NarrativeKind.Value),
     "create_time": FilterField("create_time", "time"),
 }
 TITLES: Final = {
@@ -118,8 +118,8 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
         )
         async with self._db.transaction(user_id=user_id) as conn:
             row = await conn.fetchrow(
-                """INSERT INTO narratives (user_id, narrative_id, kind, period_start, period_end, title, body, facts,
-                                           generator, language_code, request_id)
+                """INSERT INTO narratives (user_id, narrative_id, kind, period_start, period_end, title, body,
+                                           facts, generator, language_code, request_id)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'en', $10)
                    ON CONFLICT (user_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING *""",
                 user_id,

@@ -10,6 +10,7 @@ from typing import Final
 import grpc
 import redis.asyncio
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from vitalis.insights.v1 import user_data_service_pb2, user_data_service_pb2_grpc
 from vitalis_insights.api.coach import conversation_to_proto, message_to_proto
@@ -37,14 +38,13 @@ Context = grpc.aio.ServicerContext[object, object]
 
 def _user(name: str) -> uuid.UUID:
     prefix, _, ident = name.partition("/")
+    invalid = InvalidArgument.for_field("user", "must be users/{user} with a user id (never users/me)")
+    if prefix != "users":
+        raise invalid
     try:
-        if prefix != "users":
-            raise ValueError(name)
         return uuid.UUID(ident)
     except ValueError:
-        raise InvalidArgument.for_field(
-            "user", "must be users/{user} with a user id (never users/me)"
-        ) from None
+        raise invalid from None
 
 
 class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
@@ -64,7 +64,7 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
         user_id = _user(request.user)
         now = datetime.now(UTC)
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            entries = {
+            entries: dict[str, list[Message]] = {
                 "insights.jsonl": [
                     insight_to_proto(row)
                     for row in await conn.fetch(

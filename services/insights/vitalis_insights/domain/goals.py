@@ -157,7 +157,7 @@ def milestone_findings(
                     if milestone >= 1.0
                     else f"{percent} % of the way: {target.display_name}"
                 ),
-                summary=f"You are {percent} % of the way to your goal \u201c{target.display_name}\u201d.{current}",
+                summary=f"You are {percent} % of the way to your goal '{target.display_name}'.{current}",
                 dedupe_key=f"{GOAL_MILESTONE.id}:{target.goal}:{percent}",
                 evidence=(
                     EvidenceItem(target.goal, target.display_name, after.current, target.unit, reach_time),

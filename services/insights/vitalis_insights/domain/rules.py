@@ -81,7 +81,7 @@ class Finding:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-def _night_rule(rule_id: str, display: str, series: str, direction: str, category: int) -> RuleSpec:
+def _night_rule(rule_id: str, display: str, direction: str, category: int) -> RuleSpec:
     return RuleSpec(
         id=rule_id,
         version=1,
@@ -102,15 +102,14 @@ def _night_rule(rule_id: str, display: str, series: str, direction: str, categor
 RESTING_HR_ANOMALY = _night_rule(
     "resting-heart-rate-anomaly",
     "Resting heart rate anomaly",
-    RESTING_HEART_RATE,
     "high",
     common_pb2.INSIGHT_CATEGORY_HEART,
 )
 HRV_ANOMALY = _night_rule(
-    "hrv-anomaly", "Heart-rate variability drop", HRV_RMSSD, "low", common_pb2.INSIGHT_CATEGORY_HEART
+    "hrv-anomaly", "Heart-rate variability drop", "low", common_pb2.INSIGHT_CATEGORY_HEART
 )
 SLEEP_ANOMALY = _night_rule(
-    "short-sleep-anomaly", "Unusually short sleep", TOTAL_SLEEP_TIME, "low", common_pb2.INSIGHT_CATEGORY_SLEEP
+    "short-sleep-anomaly", "Unusually short sleep", "low", common_pb2.INSIGHT_CATEGORY_SLEEP
 )
 BIOMARKER_OUT_OF_RANGE = RuleSpec(
     id="biomarker-out-of-range",
@@ -267,7 +266,7 @@ def night_anomaly(series: str, values: Sequence[SeriesValue]) -> Finding | None:
         evidence=tuple(
             EvidenceItem(
                 resource=night.evidence,
-                description=f"{label}: {night.value:.0f} {night.unit} on {_day(night.observe_time).isoformat()}",
+                description=f"{label}: {night.value:.0f} {night.unit} on {_day(night.observe_time):%Y-%m-%d}",
                 value=night.value,
                 unit=night.unit,
                 observe_time=night.observe_time,
@@ -353,7 +352,8 @@ def significant_change(biomarker: str, previous: SeriesValue, current: SeriesVal
         title=f"{label.capitalize()} {word} significantly",
         summary=(
             f"Your {label} {word} from {previous.value:g} to {current.value:g} {current.unit} "
-            f"({change:+.0f} %), more than the {rcv:.0f} % expected from measurement and day-to-day variation."
+            f"({change:+.0f} %), more than the {rcv:.0f} % expected from measurement and "
+            "day-to-day variation."
         ),
         dedupe_key=f"{rule.id}:{current.evidence}",
         evidence=(

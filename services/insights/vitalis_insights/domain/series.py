@@ -21,16 +21,6 @@ SLEEP_EFFICIENCY: Final = "sleep:sleep-efficiency"
 DEEP_SLEEP_TIME: Final = "sleep:deep-sleep-time"
 REM_SLEEP_TIME: Final = "sleep:rem-sleep-time"
 
-_SLEEP_UNITS: Final = {
-    common_pb2.SLEEP_MEASURE_TOTAL_SLEEP_TIME: "min",
-    common_pb2.SLEEP_MEASURE_SLEEP_EFFICIENCY: "1",
-    common_pb2.SLEEP_MEASURE_SLEEP_ONSET_LATENCY: "min",
-    common_pb2.SLEEP_MEASURE_WAKE_AFTER_SLEEP_ONSET: "min",
-    common_pb2.SLEEP_MEASURE_DEEP_SLEEP_TIME: "min",
-    common_pb2.SLEEP_MEASURE_REM_SLEEP_TIME: "min",
-    common_pb2.SLEEP_MEASURE_SLEEP_DEBT: "min",
-}
-
 
 @dataclass(frozen=True)
 class SeriesValue:
@@ -105,8 +95,3 @@ def series_from_key(key: str) -> common_pb2.Series:
     elif kind == "score":
         series.score_formula = rest
     return series
-
-
-def sleep_unit(measure: int) -> str:
-    """The unit of a sleep measure."""
-    return _SLEEP_UNITS.get(measure, "min")  # type: ignore[call-overload]

@@ -13,9 +13,9 @@ from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.store.insights import UPDATED, record_change
 
 INSIGHT_FILTERS: Final = {
-    "state": FilterField("state", "enum", insight_pb2.InsightState),
-    "severity": FilterField("severity", "enum", common_pb2.Severity),
-    "category": FilterField("category", "enum", common_pb2.InsightCategory),
+    "state": FilterField("state", "enum", insight_pb2.InsightState.Value),
+    "severity": FilterField("severity", "enum", common_pb2.Severity.Value),
+    "category": FilterField("category", "enum", common_pb2.InsightCategory.Value),
     "rule": FilterField("rule", "text"),
     "create_time": FilterField("create_time", "time"),
 }
@@ -23,9 +23,9 @@ ALERT_FILTERS: Final = {
     "state": FilterField(
         "(CASE WHEN state = 2 AND snooze_expire_time <= now() THEN 1 ELSE state END)",
         "enum",
-        alert_pb2.AlertState,
+        alert_pb2.AlertState.Value,
     ),
-    "severity": FilterField("severity", "enum", common_pb2.Severity),
+    "severity": FilterField("severity", "enum", common_pb2.Severity.Value),
     "rule": FilterField("rule", "text"),
     "create_time": FilterField("create_time", "time"),
 }
@@ -86,11 +86,13 @@ async def change_state(
 ) -> asyncpg.Record:
     """Mark read or dismissed; record the change for watches."""
     if dismiss:
-        statement = """UPDATE insights SET state = 3, dismiss_time = now(), read_time = coalesce(read_time, now()),
-                              update_time = now(), version = version + 1
+        statement = """UPDATE insights SET state = 3, dismiss_time = now(),
+                              read_time = coalesce(read_time, now()), update_time = now(),
+                              version = version + 1
                        WHERE user_id = $1 AND insight_id = $2 RETURNING *"""
     else:
-        statement = """UPDATE insights SET state = 2, read_time = now(), update_time = now(), version = version + 1
+        statement = """UPDATE insights SET state = 2, read_time = now(), update_time = now(),
+                              version = version + 1
                        WHERE user_id = $1 AND insight_id = $2 RETURNING *"""
     row: asyncpg.Record = await conn.fetchrow(statement, user_id, insight_id)
     await record_change(conn, user_id, insight_id, UPDATED)

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.type import date_pb2
+from google.type import date_pb2  # type: ignore[import-untyped]
 
 from vitalis.insights.v1 import common_pb2, goal_pb2
 from vitalis_insights.domain.goals import GoalTarget, Progress
