@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b1_ingest, b4_overhead
+from bench import b1_ingest, b3_reads, b4_overhead
 from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
 from bench.runner import Log, Settings
 from bench.snapshot import describe_source, export_commit, python_path
@@ -27,6 +27,7 @@ Benchmark = tuple[str, Callable[[Stack, Settings, Log], Awaitable[dict[str, ArmO
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     ("B1", b1_ingest.run, b1_ingest.TARGETS),
+    ("B3", b3_reads.run, b3_reads.TARGETS),
     ("B4", b4_overhead.run, b4_overhead.TARGETS),
 )
 

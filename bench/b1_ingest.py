@@ -2,8 +2,9 @@
 
 Arms (each repetition writes to a fresh source, so no row is ever a replay):
 
-- ``raw COPY`` (reference): asyncpg ``copy_records_to_table`` into ``ingestion.samples`` as
-  ingestion's application role with the user set, 5,000 rows per transaction.
+- ``raw COPY`` (reference): asyncpg ``copy_records_to_table`` into ``ingestion.samples``, 5,000 rows
+  per transaction, as the table's owner: PostgreSQL refuses COPY FROM where row-level security
+  applies, which is why the service copies into a staging table and merges from there.
 - ``grpc stream``: ``SampleService/StreamSamples`` on ingestion's port, 5 chunks of 1,000 samples per call.
 - ``rest batch + jwt``: ``POST /v1/users/{id}/samples:batchCreate`` through the gateway, 5,000 per request.
 """
@@ -33,7 +34,6 @@ BASE_TIME = "2026-01-01T00:00:00+00:00"
 ROWS_PER_CALL = 5_000
 CHUNK_ROWS = 1_000
 INGEST_CONCURRENCY = 4
-APP_ROLE = "vitalis_ingestion_app"
 COPY, STREAM, REST = "B1 raw COPY", "B1 grpc stream", "B1 rest batch + jwt"
 
 TARGETS = (
@@ -140,12 +140,11 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
     arms = [
         DriverArm(
             COPY,
-            "rows",
+            "row",
             {
                 **common,
                 "kind": "copy_samples",
                 "database_url": stack.database_url,
-                "role": APP_ROLE,
                 "schema": "ingestion",
                 "user_id": str(user.user_id),
                 "rows_per_call": ROWS_PER_CALL,
@@ -156,7 +155,7 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         ),
         DriverArm(
             STREAM,
-            "rows",
+            "row",
             {
                 **common,
                 "kind": "samples_stream",
@@ -172,7 +171,7 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         ),
         DriverArm(
             REST,
-            "rows",
+            "row",
             {
                 **common,
                 "kind": "samples_rest_batch",

@@ -202,7 +202,11 @@ async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Callable[[], 
 
 
 async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
-    """The physical floor of B1: asyncpg COPY of the same rows into the same table, as the app role."""
+    """The physical floor of B1: asyncpg COPY of the same rows into the same table.
+
+    PostgreSQL refuses COPY FROM into a table whose row-level security applies to the writer, so the
+    floor is written as the table's owner (a superuser here), which RLS does not restrict.
+    """
     pool = await asyncpg.create_pool(spec["database_url"], min_size=1, max_size=spec["concurrency"])
     user_id = uuid.UUID(spec["user_id"])
     count = spec["rows_per_call"]
@@ -213,8 +217,6 @@ async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaita
             for i, start in enumerate(sample_times(spec, n, count))
         ]
         async with pool.acquire() as connection, connection.transaction():
-            await connection.execute(f"SET LOCAL ROLE {spec['role']}")
-            await connection.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
             await connection.copy_records_to_table(
                 "samples", schema_name=spec["schema"], columns=SAMPLE_COLUMNS, records=records
             )
@@ -283,8 +285,10 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _describe(error: Exception) -> str:
     if isinstance(error, grpc.aio.AioRpcError):
-        return f"{error.code().name}: {error.details()}"
-    return f"{type(error).__name__}: {error}"
+        text = f"{error.code().name}: {error.details()}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())
 
 
 def main() -> None:
