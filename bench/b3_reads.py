@@ -29,6 +29,7 @@ from vitalis_runtime.embedded import free_port
 WINDOW_START = datetime(2025, 11, 1, tzinfo=UTC)
 DAYS = 30
 HEART_RATE_CODE = 1
+READ_CONCURRENCY = 8
 DAILY_VITALIS, DAILY_PEER = "B3 daily aggregate: vitalis", "B3 daily aggregate: fastapi peer"
 HISTORY_VITALIS, HISTORY_PEER = "B3 biomarker history: vitalis", "B3 biomarker history: fastapi peer"
 QUERY_BUCKETS = "/vitalis.ingestion.v1.SampleService/QuerySampleBuckets"
@@ -187,18 +188,19 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
     async with running_peer(stack) as (peer_url, peer_pid):
         processes = WithPeer(stack, peer_pid)
         path = bucket_query(user)
+        read = {"kind": "http", "method": "GET", "headers": user.bearer, "concurrency": READ_CONCURRENCY}
         arms = [
             DriverArm(
                 DAILY_VITALIS,
                 "req",
-                {"kind": "http", "method": "GET", "url": stack.gateway_url + path, "headers": user.bearer},
+                {**read, "url": stack.gateway_url + path},
                 processes,
                 daily_probe,
             ),
             DriverArm(
                 DAILY_PEER,
                 "req",
-                {"kind": "http", "method": "GET", "url": peer_url + path, "headers": user.bearer},
+                {**read, "url": peer_url + path},
                 processes,
             ),
         ]

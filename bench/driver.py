@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import grpc
 
+from bench.processes import cpu_seconds
 from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2, sample_service_pb2_grpc
 
 MAX_LATENCIES = 20_000
@@ -30,6 +31,8 @@ SAMPLE_COLUMNS = ("user_id", "metric", "source_id", "start_time", "end_time", "s
 
 Call = Callable[[int], Awaitable[float]]
 """Performs call number ``n`` and returns the units of work it did."""
+Close = Callable[[], Awaitable[Any]]
+"""Releases the workload's connections; may return CPU seconds it measured elsewhere, by label."""
 
 
 def sample_times(spec: dict[str, Any], call: int, count: int) -> list[datetime]:
@@ -43,7 +46,7 @@ def heart_rate(i: int) -> float:
     return 55.0 + (i * 7919) % 60
 
 
-async def _grpc_unary(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+async def _grpc_unary(spec: dict[str, Any]) -> tuple[Call, Close]:
     channel = grpc.aio.insecure_channel(spec["target"])
     method = channel.unary_unary(spec["method"])
     request = base64.b64decode(spec["request_b64"])
@@ -131,7 +134,7 @@ class Http1Pool:
             connection.writer.close()
 
 
-async def _http(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+async def _http(spec: dict[str, Any]) -> tuple[Call, Close]:
     body = base64.b64decode(spec["body_b64"]) if spec.get("body_b64") else b""
     host, port, request = http1_request(spec["method"], spec["url"], spec.get("headers", {}), body)
     pool = Http1Pool(host, port)
@@ -155,7 +158,7 @@ def _samples(spec: dict[str, Any], call: int, count: int) -> list[sample_pb2.Sam
     return samples
 
 
-async def _samples_stream(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+async def _samples_stream(spec: dict[str, Any]) -> tuple[Call, Close]:
     channel = grpc.aio.insecure_channel(spec["target"])
     stub = sample_service_pb2_grpc.SampleServiceStub(channel)
     metadata = tuple((k, v) for k, v in spec.get("metadata", []))
@@ -174,7 +177,7 @@ async def _samples_stream(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awai
     return call, channel.close
 
 
-async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Close]:
     host, port, _ = http1_request("POST", spec["url"], {}, b"")
     pool = Http1Pool(host, port)
     count = spec["rows_per_call"]
@@ -201,13 +204,21 @@ async def _samples_rest_batch(spec: dict[str, Any]) -> tuple[Call, Callable[[], 
     return call, pool.close
 
 
-async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaitable[None]]]:
+async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Close]:
     """The physical floor of B1: asyncpg COPY of the same rows into the same table.
 
     PostgreSQL refuses COPY FROM into a table whose row-level security applies to the writer, so the
     floor is written as the table's owner (a superuser here), which RLS does not restrict.
     """
-    pool = await asyncpg.create_pool(spec["database_url"], min_size=1, max_size=spec["concurrency"])
+    backends: dict[int, float] = {}
+
+    async def remember_backend(connection: asyncpg.Connection) -> None:
+        pid = connection.get_server_pid()
+        backends[pid] = cpu_seconds(pid) or 0.0
+
+    pool = await asyncpg.create_pool(
+        spec["database_url"], min_size=1, max_size=spec["concurrency"], init=remember_backend
+    )
     user_id = uuid.UUID(spec["user_id"])
     count = spec["rows_per_call"]
 
@@ -222,7 +233,13 @@ async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Callable[[], Awaita
             )
         return float(count)
 
-    return call, pool.close
+    async def close() -> dict[str, float]:
+        # The backends exit with the pool, before the harness could read them.
+        spent = sum((cpu_seconds(pid) or before) - before for pid, before in backends.items())
+        await pool.close()
+        return {"postgres": spent}
+
+    return call, close
 
 
 WORKLOADS = {
@@ -271,7 +288,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
     finally:
-        await close()
+        extra_cpu = await close()
     return {
         "units": totals["units"],
         "calls": totals["calls"],
@@ -279,6 +296,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": time.process_time() - cpu_begun,
         "latencies_ms": latencies,
         "errors": totals["errors"],
+        "extra_cpu_seconds": extra_cpu if isinstance(extra_cpu, dict) else {},
         "first_error": first_error[0] if first_error else None,
     }
 

@@ -118,6 +118,8 @@ async def metered(arm: str, processes: Processes, work: Awaitable[dict[str, Any]
     result = await work
     cpu = meter.stop(await processes.all_processes())
     cpu["load generator"] = float(result["cpu_seconds"])
+    for label, seconds in result.get("extra_cpu_seconds", {}).items():
+        cpu[label] = cpu.get(label, 0.0) + float(seconds)
     if result["units"] <= 0:
         raise NotMeasurableError(f"every call failed ({result.get('first_error')})")
     return Measurement(
