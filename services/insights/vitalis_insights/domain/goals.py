@@ -82,7 +82,11 @@ def compute_progress(
         before = [p for p in points if start - window <= p.observe_time <= start]
         after = [p for p in points if p.observe_time >= start]
         baseline = _mean(before) if before else (after[0].value if after else None)
-        recent = [p for p in points if p.observe_time > now - window]
+        # The window ends at the latest day with data (today's is often not recorded yet), unless
+        # that day is itself older than the window: then there is no current value.
+        latest = points[-1].observe_time if points else None
+        fresh = latest is not None and latest > now - 2 * window
+        recent = [p for p in points if latest is not None and fresh and p.observe_time > latest - window]
         current = _mean(recent)
         count = len(recent)
     else:

@@ -1,0 +1,253 @@
+"""Goals with progress from the user's data, trends and correlations against scipy, sleep scoring."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf import field_mask_pb2
+from google.protobuf.duration_pb2 import Duration
+from scipy import stats
+
+from vitalis.ingestion.v1 import metric_pb2
+from vitalis.insights.v1 import (
+    analysis_pb2,
+    analysis_service_pb2,
+    analysis_service_pb2_grpc,
+    common_pb2,
+    goal_pb2,
+    goal_service_pb2,
+    goal_service_pb2_grpc,
+    insight_service_pb2,
+    insight_service_pb2_grpc,
+)
+
+from .conftest import Platform, bearer, eventually, running_insights
+
+pytestmark = pytest.mark.timeout(90)
+
+RESTING_HR = common_pb2.Series(metric=metric_pb2.METRIC_TYPE_RESTING_HEART_RATE)
+SLEEP = common_pb2.Series(sleep_measure=common_pb2.SLEEP_MEASURE_TOTAL_SLEEP_TIME)
+
+
+async def stored_nights(platform: Platform, user_id: uuid.UUID) -> int:
+    count: int = await platform.admin_fetchval(
+        "SELECT count(DISTINCT observe_time) FROM insights.series_values WHERE user_id = $1", user_id
+    )
+    return count
+
+
+async def publish_nights(
+    platform: Platform, user_id: uuid.UUID, heart: list[float], sleep: list[float]
+) -> date:
+    start = date.today() - timedelta(days=len(heart))
+    for offset, (rate, minutes) in enumerate(zip(heart, sleep, strict=True)):
+        day = start + timedelta(days=offset)
+        platform.add_night(user_id, day, resting_hr=rate, asleep_minutes=minutes)
+        from vitalis.ingestion.v1 import events_pb2
+
+        event = events_pb2.DailySummaryUpdated(
+            user=f"users/{user_id}", daily_summary=f"users/{user_id}/dailySummaries/{day.isoformat()}"
+        )
+        event.date.year, event.date.month, event.date.day = day.year, day.month, day.day
+        await platform.publish("ingestion", user_id, event)
+
+    async def all_stored() -> bool:
+        return await stored_nights(platform, user_id) >= len(heart)
+
+    await eventually(all_stored, within=20)
+    return start
+
+
+async def test_goal_progress_milestones_updates_and_deletion(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    async with running_insights(platform, platform.settings()) as insights:
+        stub = goal_service_pb2_grpc.GoalServiceStub(insights.channel)
+        me = bearer(platform, user_id)
+        await publish_nights(platform, user_id, [70, 70, 70, 69, 68, 66, 64, 62, 61, 60], [480] * 10)
+        request_id = str(uuid.uuid4())
+        goal = await stub.CreateGoal(
+            goal_service_pb2.CreateGoalRequest(
+                parent="users/me",
+                goal=goal_pb2.Goal(
+                    display_name="Calmer heart",
+                    series=RESTING_HR,
+                    direction=goal_pb2.GOAL_DIRECTION_AT_MOST,
+                    target_value=58,
+                    unit="/min",
+                    evaluation_window=Duration(seconds=3 * 86400),
+                    start_date={"year": 2020, "month": 1, "day": 1},
+                ),
+                goal_id="calmer-heart",
+                request_id=request_id,
+            ),
+            metadata=me,
+        )
+        assert goal.name == f"users/{user_id}/goals/calmer-heart"
+        assert goal.progress.current.value == pytest.approx(61.0)
+        assert goal.progress.data_point_count == 3
+        assert goal.state == goal_pb2.GOAL_STATE_ACTIVE
+        retried = await stub.CreateGoal(
+            goal_service_pb2.CreateGoalRequest(
+                parent="users/me", goal=goal, goal_id="calmer-heart", request_id=request_id
+            ),
+            metadata=me,
+        )
+        assert retried.name == goal.name
+
+        updated = await stub.UpdateGoal(
+            goal_service_pb2.UpdateGoalRequest(
+                goal=goal_pb2.Goal(name=goal.name, target_value=62, etag=retried.etag),
+                update_mask=field_mask_pb2.FieldMask(paths=["target_value"]),
+            ),
+            metadata=me,
+        )
+        assert updated.target_value == 62
+        assert updated.state == goal_pb2.GOAL_STATE_ACHIEVED
+        assert updated.progress.fraction_complete == 1.0
+        milestones = await insight_service_pb2_grpc.InsightServiceStub(insights.channel).ListInsights(
+            insight_service_pb2.ListInsightsRequest(
+                parent="users/me", filter='rule = "rules/goal-milestone"'
+            ),
+            metadata=me,
+        )
+        assert {insight.dedupe_key for insight in milestones.insights} >= {f"goal-milestone:{goal.name}:100"}
+        with pytest.raises(grpc.aio.AioRpcError) as stale:
+            await stub.UpdateGoal(
+                goal_service_pb2.UpdateGoalRequest(
+                    goal=goal_pb2.Goal(name=goal.name, target_value=50, etag="1")
+                ),
+                metadata=me,
+            )
+        assert stale.value.code() == grpc.StatusCode.ABORTED
+
+        listed = await stub.ListGoals(
+            goal_service_pb2.ListGoalsRequest(parent="users/me", filter="state = GOAL_STATE_ACHIEVED"),
+            metadata=me,
+        )
+        assert [item.name for item in listed.goals] == [goal.name]
+        await stub.DeleteGoal(goal_service_pb2.DeleteGoalRequest(name=goal.name), metadata=me)
+        with pytest.raises(grpc.aio.AioRpcError) as gone:
+            await stub.GetGoal(goal_service_pb2.GetGoalRequest(name=goal.name), metadata=me)
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+        with pytest.raises(grpc.aio.AioRpcError) as mixed:
+            await stub.CreateGoal(
+                goal_service_pb2.CreateGoalRequest(
+                    parent="users/me",
+                    goal=goal_pb2.Goal(
+                        series=common_pb2.Series(metric=metric_pb2.METRIC_TYPE_HEART_RATE_VARIABILITY),
+                        direction=goal_pb2.GOAL_DIRECTION_AT_LEAST,
+                        target_value=60,
+                        unit="ms",
+                    ),
+                ),
+                metadata=me,
+            )
+        assert mixed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_correlation_and_trend_through_the_contract_match_scipy(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    rng = np.random.default_rng(7)
+    sleep = [float(round(value)) for value in rng.normal(450, 40, 20)]
+    heart = [
+        float(round(62 - 0.05 * (minutes - 450) + noise, 1))
+        for minutes, noise in zip(sleep, rng.normal(0, 1.5, 20), strict=True)
+    ]
+    async with running_insights(platform, platform.settings()) as insights:
+        stub = analysis_service_pb2_grpc.AnalysisServiceStub(insights.channel)
+        me = bearer(platform, user_id)
+        await publish_nights(platform, user_id, heart, sleep)
+
+        correlation = await stub.ComputeCorrelation(
+            analysis_service_pb2.ComputeCorrelationRequest(
+                parent="users/me", series_x=SLEEP, series_y=RESTING_HR, include_points=True
+            ),
+            metadata=me,
+        )
+        xs = [point.value for point in correlation.points_x]
+        ys = [point.value for point in correlation.points_y]
+        assert correlation.sample_count == 20
+        assert sorted(xs) == sorted(sleep)
+        pearson = stats.pearsonr(xs, ys)
+        assert correlation.pearson.r == pytest.approx(pearson.statistic, abs=1e-9)
+        low, high = pearson.confidence_interval(0.95)
+        assert (correlation.pearson.ci_low, correlation.pearson.ci_high) == pytest.approx(
+            (low, high), abs=1e-9
+        )
+        assert correlation.spearman.r == pytest.approx(stats.spearmanr(xs, ys).statistic, abs=1e-9)
+
+        trend = await stub.ComputeTrend(
+            analysis_service_pb2.ComputeTrendRequest(
+                parent="users/me", series=RESTING_HR, include_points=True
+            ),
+            metadata=me,
+        )
+        days = [
+            (point.time.ToDatetime(UTC) - trend.interval.start_time.ToDatetime(UTC)).total_seconds() / 86400
+            for point in trend.points
+        ]
+        reference = stats.theilslopes([point.value for point in trend.points], days)
+        assert trend.sample_count == 20
+        assert trend.slope_per_day == pytest.approx(reference.slope)
+        assert trend.unit == "/min"
+
+        lagged = await stub.ComputeCorrelation(
+            analysis_service_pb2.ComputeCorrelationRequest(
+                parent="users/me", series_x=SLEEP, series_y=RESTING_HR, lag=Duration(seconds=86400)
+            ),
+            metadata=me,
+        )
+        assert lagged.sample_count == 19
+
+        recent = {"start_time": datetime.now(UTC) - timedelta(days=6)}
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ComputeCorrelation(
+                analysis_service_pb2.ComputeCorrelationRequest(
+                    parent="users/me", series_x=SLEEP, series_y=RESTING_HR, interval=recent
+                ),
+                metadata=me,
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "at least 10" in (refused.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as same:
+            await stub.ComputeCorrelation(
+                analysis_service_pb2.ComputeCorrelationRequest(
+                    parent="users/me", series_x=SLEEP, series_y=SLEEP
+                ),
+                metadata=me,
+            )
+        assert same.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_score_sleep_through_the_contract(platform: Platform) -> None:
+    async with running_insights(platform, platform.settings()) as insights:
+        stub = analysis_service_pb2_grpc.AnalysisServiceStub(insights.channel)
+        me = bearer(platform, uuid.uuid4())
+        counts = [300.0] * 30 + [0.0] * 300 + [300.0] * 30
+        request = analysis_service_pb2.ScoreSleepRequest(
+            parent="users/me",
+            algorithm=analysis_pb2.SLEEP_SCORING_ALGORITHM_COLE_KRIPKE,
+            activity_counts=analysis_pb2.ActivityCounts(
+                start_time={"seconds": 1_700_000_000}, epoch_length=Duration(seconds=60), counts=counts
+            ),
+        )
+        scored = await stub.ScoreSleep(request, metadata=me)
+        assert scored.variant == "cole-kripke-1992-60s-mean"
+        assert len(scored.asleep) == len(counts)
+        assert 290 <= scored.total_sleep_time.seconds / 60 <= 300
+        assert scored.HasField("sleep_onset_time")
+
+        request.activity_counts.epoch_length.seconds = 30
+        with pytest.raises(grpc.aio.AioRpcError) as wrong_epoch:
+            await stub.ScoreSleep(request, metadata=me)
+        assert wrong_epoch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        request.activity_counts.epoch_length.seconds = 60
+        del request.activity_counts.counts[9:]
+        with pytest.raises(grpc.aio.AioRpcError) as too_few:
+            await stub.ScoreSleep(request, metadata=me)
+        assert too_few.value.code() == grpc.StatusCode.FAILED_PRECONDITION
