@@ -1,0 +1,1 @@
+"""Servicers: translate between protobuf and the domain."""

@@ -1,0 +1,427 @@
+"""vitalis.biomarkers.v1.BodyCompositionService and EpigeneticTestService."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from google.protobuf.message import Message
+
+from vitalis.biomarkers.v1 import (
+    body_composition_scan_pb2,
+    body_composition_service_pb2,
+    body_composition_service_pb2_grpc,
+    epigenetic_test_pb2,
+    epigenetic_test_service_pb2,
+    epigenetic_test_service_pb2_grpc,
+    events_pb2,
+)
+from vitalis_biomarkers.api.common import (
+    Pages,
+    interval,
+    interval_fingerprint,
+    ordering,
+    parse_id,
+    split_name,
+    time_cursor,
+    time_cursor_of,
+    timestamp,
+)
+from vitalis_biomarkers.app.access import Access
+from vitalis_biomarkers.app.people import PersonDirectory
+from vitalis_biomarkers.app.records import RecordBook
+from vitalis_biomarkers.dictionary.units import Units
+from vitalis_biomarkers.store.records import Record
+from vitalis_runtime.errors import InvalidArgument
+from vitalis_runtime.pagination import resolve_page_size
+
+Context = grpc.aio.ServicerContext[object, object]
+M = TypeVar("M", bound=Message)
+OUTPUT_FIELDS = frozenset({"name", "create_time", "update_time", "etag", "chronological_age_years"})
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_TEXT = 200
+MAX_NOTE = 2000
+
+
+def _document(message: Message) -> dict[str, Any]:
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return {key: value for key, value in data.items() if key not in OUTPUT_FIELDS}
+
+
+def _message(record: Record, message_type: type[M], collection: str) -> M:
+    message = json_format.ParseDict(record.document, message_type(), ignore_unknown_fields=True)
+    message.name = f"users/{record.user_id}/{collection}/{record.id}"  # type: ignore[attr-defined]
+    message.create_time.CopyFrom(timestamp(record.create_time))  # type: ignore[attr-defined]
+    message.update_time.CopyFrom(timestamp(record.update_time))  # type: ignore[attr-defined]
+    message.etag = record.etag  # type: ignore[attr-defined]
+    return message
+
+
+def _merged(current: dict[str, Any], given: Message, paths: Sequence[str]) -> dict[str, Any]:
+    fresh = _document(given)
+    merged = dict(current)
+    for path in paths:
+        if path in fresh:
+            merged[path] = fresh[path]
+        else:
+            merged.pop(path, None)
+    return merged
+
+
+def _mask_paths(
+    message: Message, mask: Any, has_mask: bool, mutable: frozenset[str], prefix: str
+) -> list[str]:
+    if has_mask and mask.paths:
+        for path in mask.paths:
+            if path == "provenance":
+                raise InvalidArgument.for_field("update_mask", "provenance is immutable")
+            if path not in mutable:
+                raise InvalidArgument.for_field("update_mask", f"{path!r} cannot be updated")
+        return list(mask.paths)
+    return [path for path in _document(message) if path in mutable]
+
+
+def _check_time(moment: datetime, field: str) -> None:
+    if moment > datetime.now(UTC) + CLOCK_SKEW:
+        raise InvalidArgument.for_field(field, "must not be in the future")
+
+
+def _check_range(value: float | None, low: float, high: float, field: str) -> None:
+    if value is not None and (not math.isfinite(value) or not low <= value <= high):
+        raise InvalidArgument.for_field(field, f"must be between {low:g} and {high:g}")
+
+
+def _optional(message: Message, field: str) -> float | None:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _check_texts(message: Message, fields: Sequence[str], prefix: str) -> None:
+    for field in fields:
+        limit = MAX_NOTE if field == "note" else MAX_TEXT
+        if len(getattr(message, field)) > limit:
+            raise InvalidArgument.for_field(f"{prefix}.{field}", f"must be at most {limit} characters")
+
+
+def validate_scan(scan: body_composition_scan_pb2.BodyCompositionScan, prefix: str) -> datetime:
+    """Check a scan; return its time."""
+    if not scan.HasField("scan_time"):
+        raise InvalidArgument.for_field(f"{prefix}.scan_time", "is required")
+    moment = scan.scan_time.ToDatetime(tzinfo=UTC)
+    _check_time(moment, f"{prefix}.scan_time")
+    if scan.method not in body_composition_scan_pb2.ScanMethod.values() or scan.method == 0:
+        raise InvalidArgument.for_field(f"{prefix}.method", "is required: DEXA, bioimpedance, ...")
+    for field in ("total_mass_kg", "fat_mass_kg", "lean_mass_kg", "bone_mineral_content_kg"):
+        _check_range(_optional(scan, field), 0, 700, f"{prefix}.{field}")
+    _check_range(_optional(scan, "body_fat_percentage"), 0, 100, f"{prefix}.body_fat_percentage")
+    _check_range(_optional(scan, "visceral_fat_mass_grams"), 0, 20000, f"{prefix}.visceral_fat_mass_grams")
+    _check_range(_optional(scan, "visceral_fat_volume_cm3"), 0, 25000, f"{prefix}.visceral_fat_volume_cm3")
+    _check_range(
+        _optional(scan, "appendicular_lean_mass_index"), 0, 30, f"{prefix}.appendicular_lean_mass_index"
+    )
+    _check_range(_optional(scan, "android_gynoid_ratio"), 0, 5, f"{prefix}.android_gynoid_ratio")
+    seen_regions: set[int] = set()
+    for index, region in enumerate(scan.regions):
+        path = f"{prefix}.regions[{index}]"
+        if region.region == 0 or region.region in seen_regions:
+            raise InvalidArgument.for_field(f"{path}.region", "is required and must not repeat")
+        seen_regions.add(region.region)
+        for field in ("fat_mass_kg", "lean_mass_kg", "bone_mineral_content_kg"):
+            _check_range(_optional(region, field), 0, 400, f"{path}.{field}")
+        _check_range(_optional(region, "fat_percentage"), 0, 100, f"{path}.fat_percentage")
+    for index, bone in enumerate(scan.bone_densities):
+        path = f"{prefix}.bone_densities[{index}]"
+        if bone.site == 0:
+            raise InvalidArgument.for_field(f"{path}.site", "is required")
+        if not 0 < bone.bone_mineral_density <= 3:
+            raise InvalidArgument.for_field(
+                f"{path}.bone_mineral_density", "must be above 0 and at most 3 g/cm2"
+            )
+        _check_range(_optional(bone, "t_score"), -10, 10, f"{path}.t_score")
+        _check_range(_optional(bone, "z_score"), -10, 10, f"{path}.z_score")
+    _check_texts(scan, ("facility", "device_model", "note"), prefix)
+    return moment
+
+
+def validate_test(test: epigenetic_test_pb2.EpigeneticTest, prefix: str, units: Units) -> datetime:
+    """Check an epigenetic test; return its collection time."""
+    if not test.HasField("collection_time"):
+        raise InvalidArgument.for_field(f"{prefix}.collection_time", "is required")
+    moment = test.collection_time.ToDatetime(tzinfo=UTC)
+    _check_time(moment, f"{prefix}.collection_time")
+    _check_range(_optional(test, "biological_age_years"), 0, 150, f"{prefix}.biological_age_years")
+    _check_range(_optional(test, "pace_of_aging"), 0.1, 5, f"{prefix}.pace_of_aging")
+    for index, organ in enumerate(test.organ_ages):
+        path = f"{prefix}.organ_ages[{index}]"
+        if organ.organ_system == 0:
+            raise InvalidArgument.for_field(f"{path}.organ_system", "is required")
+        _check_range(organ.age_years, 0, 150, f"{path}.age_years")
+    for index, result in enumerate(test.clock_results):
+        path = f"{prefix}.clock_results[{index}]"
+        if not result.clock.strip():
+            raise InvalidArgument.for_field(f"{path}.clock", "is required, for example DunedinPACE")
+        if not math.isfinite(result.value):
+            raise InvalidArgument.for_field(f"{path}.value", "must be a finite number")
+        if not units.is_valid(result.unit):
+            raise InvalidArgument.for_field(
+                f"{path}.unit", f"{result.unit!r} is not a UCUM unit", reason="UNKNOWN_UNIT"
+            )
+    _check_texts(
+        test, ("provider", "test_name", "biological_age_clock", "pace_of_aging_clock", "note"), prefix
+    )
+    return moment
+
+
+def _page(
+    records: list[Record], size: int, pages: Pages, fingerprint: dict[str, Any]
+) -> tuple[list[Record], str]:
+    if len(records) <= size:
+        return records, ""
+    records = records[:size]
+    return records, pages.token(time_cursor_of(records[-1].time, records[-1].id), fingerprint)
+
+
+class _RecordServicerBase:
+    def __init__(self, book: RecordBook, access: Access, pages: Pages, collection: str) -> None:
+        self._book = book
+        self._access = access
+        self._pages = pages
+        self._collection = collection
+
+    def _name(self, name: str, field: str) -> tuple[str, uuid.UUID]:
+        segment, record = split_name(name, ("users", self._collection), field)
+        return segment, parse_id(record, field)
+
+    async def _list(
+        self, request: Any, time_field: str, build: Callable[[Record], Message]
+    ) -> tuple[list[Message], str]:
+        user_id = await self._access.reader(split_name(request.parent, ("users",), "parent")[0], "parent")
+        size = resolve_page_size(request.page_size, default=20, maximum=100)
+        ascending = ordering(request.order_by, time_field)
+        window = interval(request, "interval")
+        fingerprint = {
+            "method": f"List:{self._collection}",
+            "user": str(user_id),
+            "interval": interval_fingerprint(window),
+            "ascending": ascending,
+        }
+        after = time_cursor(self._pages.cursor(request.page_token, fingerprint))
+        records = await self._book.list(
+            user_id, interval=window, ascending=ascending, after=after, limit=size + 1
+        )
+        page, token = _page(records, size, self._pages, fingerprint)
+        return [build(record) for record in page], token
+
+
+def _scan_event(record: Record, created: bool, now: datetime) -> Message:
+    return events_pb2.BodyCompositionScanRecorded(
+        user=f"users/{record.user_id}",
+        body_composition_scan=f"users/{record.user_id}/bodyCompositionScans/{record.id}",
+        scan_time=timestamp(record.time),
+        created=created,
+        occur_time=timestamp(now),
+    )
+
+
+def _test_event(record: Record, created: bool, now: datetime) -> Message:
+    return events_pb2.EpigeneticTestRecorded(
+        user=f"users/{record.user_id}",
+        epigenetic_test=f"users/{record.user_id}/epigeneticTests/{record.id}",
+        collection_time=timestamp(record.time),
+        created=created,
+        occur_time=timestamp(now),
+    )
+
+
+SCAN_EVENT = _scan_event
+TEST_EVENT = _test_event
+SCAN_MUTABLE = frozenset(
+    field.name
+    for field in body_composition_scan_pb2.BodyCompositionScan.DESCRIPTOR.fields
+    if field.name not in OUTPUT_FIELDS | {"provenance"}
+)
+TEST_MUTABLE = frozenset(
+    field.name
+    for field in epigenetic_test_pb2.EpigeneticTest.DESCRIPTOR.fields
+    if field.name not in OUTPUT_FIELDS | {"provenance"}
+)
+
+
+def _with_provenance(document: dict[str, Any], message: Message) -> dict[str, Any]:
+    if "provenance" not in document or not document["provenance"].get("kind"):
+        document["provenance"] = {**document.get("provenance", {}), "kind": "PROVENANCE_KIND_MANUAL"}
+    del message
+    return document
+
+
+class BodyCompositionServicer(
+    _RecordServicerBase, body_composition_service_pb2_grpc.BodyCompositionServiceServicer
+):
+    """Body-composition scans of a user."""
+
+    def __init__(self, book: RecordBook, access: Access, pages: Pages) -> None:
+        """Serve ``book``."""
+        super().__init__(book, access, pages, "bodyCompositionScans")
+
+    def to_proto(self, record: Record) -> body_composition_scan_pb2.BodyCompositionScan:
+        return _message(record, body_composition_scan_pb2.BodyCompositionScan, self._collection)
+
+    async def CreateBodyCompositionScan(
+        self, request: body_composition_service_pb2.CreateBodyCompositionScanRequest, context: Context
+    ) -> body_composition_scan_pb2.BodyCompositionScan:
+        """Record a scan."""
+        user_id = self._access.owner(split_name(request.parent, ("users",), "parent")[0], "parent")
+        scan = request.body_composition_scan
+        moment = validate_scan(scan, "body_composition_scan")
+        if request.request_id:
+            parse_id(request.request_id, "request_id")
+        record = await self._book.create(
+            user_id, moment, _with_provenance(_document(scan), scan), request_id=request.request_id
+        )
+        return self.to_proto(record)
+
+    async def GetBodyCompositionScan(
+        self, request: body_composition_service_pb2.GetBodyCompositionScanRequest, context: Context
+    ) -> body_composition_scan_pb2.BodyCompositionScan:
+        """One scan."""
+        segment, record_id = self._name(request.name, "name")
+        user_id = await self._access.reader(segment, "name")
+        return self.to_proto(await self._book.get(user_id, record_id))
+
+    async def ListBodyCompositionScans(
+        self, request: body_composition_service_pb2.ListBodyCompositionScansRequest, context: Context
+    ) -> body_composition_service_pb2.ListBodyCompositionScansResponse:
+        """A user's scans, latest first: their history."""
+        items, token = await self._list(request, "scan_time", self.to_proto)
+        return body_composition_service_pb2.ListBodyCompositionScansResponse(
+            body_composition_scans=items,
+            next_page_token=token,  # type: ignore[arg-type]
+        )
+
+    async def UpdateBodyCompositionScan(
+        self, request: body_composition_service_pb2.UpdateBodyCompositionScanRequest, context: Context
+    ) -> body_composition_scan_pb2.BodyCompositionScan:
+        """Change the masked fields."""
+        scan = request.body_composition_scan
+        segment, record_id = self._name(scan.name, "body_composition_scan.name")
+        user_id = self._access.owner(segment, "body_composition_scan.name")
+        paths = _mask_paths(scan, request.update_mask, request.HasField("update_mask"), SCAN_MUTABLE, "")
+        if not paths:
+            raise InvalidArgument.for_field("update_mask", "names no field to update")
+
+        def change(current: Record) -> tuple[datetime, dict[str, Any]]:
+            merged = _merged(current.document, scan, paths)
+            message = json_format.ParseDict(merged, body_composition_scan_pb2.BodyCompositionScan())
+            return validate_scan(message, "body_composition_scan"), merged
+
+        record = await self._book.update(user_id, record_id, change, etag=scan.etag)
+        return self.to_proto(record)
+
+    async def DeleteBodyCompositionScan(
+        self, request: body_composition_service_pb2.DeleteBodyCompositionScanRequest, context: Context
+    ) -> empty_pb2.Empty:
+        """Delete a scan."""
+        segment, record_id = self._name(request.name, "name")
+        user_id = self._access.owner(segment, "name")
+        await self._book.delete(user_id, record_id, etag=request.etag)
+        return empty_pb2.Empty()
+
+
+class EpigeneticTestServicer(
+    _RecordServicerBase, epigenetic_test_service_pb2_grpc.EpigeneticTestServiceServicer
+):
+    """Epigenetic tests of a user."""
+
+    def __init__(
+        self, book: RecordBook, access: Access, pages: Pages, people: PersonDirectory, units: Units
+    ) -> None:
+        """Serve ``book``; chronological ages come from ``people``."""
+        super().__init__(book, access, pages, "epigeneticTests")
+        self._people = people
+        self._units = units
+
+    def to_proto(self, record: Record) -> epigenetic_test_pb2.EpigeneticTest:
+        message = _message(record, epigenetic_test_pb2.EpigeneticTest, self._collection)
+        age = record.document.get("_chronological_age_years")
+        if isinstance(age, int | float):
+            message.chronological_age_years = float(age)
+        return message
+
+    async def _with_age(
+        self, user_id: uuid.UUID, moment: datetime, document: dict[str, Any]
+    ) -> dict[str, Any]:
+        age = (await self._people.profile(user_id)).age_at(moment)
+        document = {key: value for key, value in document.items() if key != "_chronological_age_years"}
+        if age is not None:
+            document["_chronological_age_years"] = age
+        return document
+
+    async def CreateEpigeneticTest(
+        self, request: epigenetic_test_service_pb2.CreateEpigeneticTestRequest, context: Context
+    ) -> epigenetic_test_pb2.EpigeneticTest:
+        """Record a test."""
+        user_id = self._access.owner(split_name(request.parent, ("users",), "parent")[0], "parent")
+        test = request.epigenetic_test
+        moment = validate_test(test, "epigenetic_test", self._units)
+        if request.request_id:
+            parse_id(request.request_id, "request_id")
+        document = await self._with_age(user_id, moment, _with_provenance(_document(test), test))
+        record = await self._book.create(user_id, moment, document, request_id=request.request_id)
+        return self.to_proto(record)
+
+    async def GetEpigeneticTest(
+        self, request: epigenetic_test_service_pb2.GetEpigeneticTestRequest, context: Context
+    ) -> epigenetic_test_pb2.EpigeneticTest:
+        """One test."""
+        segment, record_id = self._name(request.name, "name")
+        user_id = await self._access.reader(segment, "name")
+        return self.to_proto(await self._book.get(user_id, record_id))
+
+    async def ListEpigeneticTests(
+        self, request: epigenetic_test_service_pb2.ListEpigeneticTestsRequest, context: Context
+    ) -> epigenetic_test_service_pb2.ListEpigeneticTestsResponse:
+        """A user's tests, latest first: their history."""
+        items, token = await self._list(request, "collection_time", self.to_proto)
+        return epigenetic_test_service_pb2.ListEpigeneticTestsResponse(
+            epigenetic_tests=items,
+            next_page_token=token,  # type: ignore[arg-type]
+        )
+
+    async def UpdateEpigeneticTest(
+        self, request: epigenetic_test_service_pb2.UpdateEpigeneticTestRequest, context: Context
+    ) -> epigenetic_test_pb2.EpigeneticTest:
+        """Change the masked fields."""
+        test = request.epigenetic_test
+        segment, record_id = self._name(test.name, "epigenetic_test.name")
+        user_id = self._access.owner(segment, "epigenetic_test.name")
+        paths = _mask_paths(test, request.update_mask, request.HasField("update_mask"), TEST_MUTABLE, "")
+        if not paths:
+            raise InvalidArgument.for_field("update_mask", "names no field to update")
+        profile = await self._people.profile(user_id)
+
+        def change(current: Record) -> tuple[datetime, dict[str, Any]]:
+            merged = _merged(current.document, test, paths)
+            public = {key: value for key, value in merged.items() if not key.startswith("_")}
+            message = json_format.ParseDict(public, epigenetic_test_pb2.EpigeneticTest())
+            moment = validate_test(message, "epigenetic_test", self._units)
+            age = profile.age_at(moment)
+            merged.pop("_chronological_age_years", None)
+            if age is not None:
+                merged["_chronological_age_years"] = age
+            return moment, merged
+
+        record = await self._book.update(user_id, record_id, change, etag=test.etag)
+        return self.to_proto(record)
+
+    async def DeleteEpigeneticTest(
+        self, request: epigenetic_test_service_pb2.DeleteEpigeneticTestRequest, context: Context
+    ) -> empty_pb2.Empty:
+        """Delete a test."""
+        segment, record_id = self._name(request.name, "name")
+        user_id = self._access.owner(segment, "name")
+        await self._book.delete(user_id, record_id, etag=request.etag)
+        return empty_pb2.Empty()

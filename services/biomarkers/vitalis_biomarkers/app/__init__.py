@@ -1,0 +1,1 @@
+"""Use cases: transactions around the domain and the store, events, other services."""

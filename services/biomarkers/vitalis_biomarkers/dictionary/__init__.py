@@ -1,0 +1,1 @@
+"""The biomarker dictionary: data, loader, units and conversions."""

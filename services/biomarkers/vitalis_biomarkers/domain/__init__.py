@@ -1,0 +1,1 @@
+"""Pure domain logic of the biomarkers service: no gRPC, no SQL."""
