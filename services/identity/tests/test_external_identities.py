@@ -99,8 +99,9 @@ async def test_user_created_provisions_once_even_with_ten_concurrent_replays(ide
     user_id = uuid.UUID(resolved.user.removeprefix("users/"))
     async with identity.db.transaction(user_id=user_id) as conn:
         row = await conn.fetchrow(
-            """SELECT u.given_name, u.email_verified, (SELECT count(*) FROM preferences p WHERE p.user_id = u.user_id)
-                   AS preferences, (SELECT count(*) FROM credentials c WHERE c.user_id = u.user_id) AS credentials
+            """SELECT u.given_name, u.email_verified,
+                      (SELECT count(*) FROM preferences p WHERE p.user_id = u.user_id) AS preferences,
+                      (SELECT count(*) FROM credentials c WHERE c.user_id = u.user_id) AS credentials
                FROM users u WHERE u.user_id = $1""",
             user_id,
         )
