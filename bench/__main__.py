@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b1_ingest, b3_reads, b4_overhead
+from bench import b1_ingest, b3_reads, b4_overhead, b5_upload
 from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
 from bench.runner import Log, Settings
 from bench.snapshot import describe_source, export_commit, python_path
@@ -29,6 +29,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     # Reads first: the writes of B1 keep insights busy with their events for a while.
     ("B4", b4_overhead.run, b4_overhead.TARGETS),
     ("B3", b3_reads.run, b3_reads.TARGETS),
+    ("B5", b5_upload.run, b5_upload.TARGETS),
     ("B1", b1_ingest.run, b1_ingest.TARGETS),
 )
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import os
 import random
 import sys
 import time
@@ -23,6 +25,7 @@ import asyncpg
 import grpc
 
 from bench.processes import cpu_seconds
+from vitalis.documents.v1 import document_service_pb2, document_service_pb2_grpc
 from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2, sample_service_pb2_grpc
 
 MAX_LATENCIES = 20_000
@@ -242,12 +245,64 @@ async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Close]:
     return call, close
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+MIB = 2**20
+
+
+def file_bytes(buffer: bytes, call: int, sizes_mb: list[int]) -> bytes:
+    """Call ``n``'s file: a PNG signature, a unique nonce, then random bytes (never a duplicate)."""
+    size = sizes_mb[call % len(sizes_mb)] * MIB
+    head = PNG_MAGIC + call.to_bytes(8, "big") + uuid.uuid4().bytes
+    return head + buffer[: size - len(head)]
+
+
+async def _documents_upload(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B5: a client-streamed upload of a distinct 1-20 MB file per call, in 1 MiB chunks."""
+    channel = grpc.aio.insecure_channel(spec["target"], options=[("grpc.max_send_message_length", 4 * MIB)])
+    stub = document_service_pb2_grpc.DocumentServiceStub(channel)
+    metadata = tuple((k, v) for k, v in spec.get("metadata", []))
+    buffer = os.urandom(max(spec["sizes_mb"]) * MIB)
+
+    async def call(n: int) -> float:
+        content = file_bytes(buffer, n, spec["sizes_mb"])
+
+        async def messages() -> AsyncIterator[document_service_pb2.UploadDocumentRequest]:
+            yield document_service_pb2.UploadDocumentRequest(
+                parent=spec["parent"],
+                metadata=document_service_pb2.UploadDocumentMetadata(size_bytes=len(content)),
+            )
+            for offset in range(0, len(content), MIB):
+                yield document_service_pb2.UploadDocumentRequest(chunk=content[offset : offset + MIB])
+
+        await stub.UploadDocument(messages(), metadata=metadata, timeout=120)
+        return len(content) / MIB
+
+    return call, channel.close
+
+
+async def _sha256(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B5's reference: ``hashlib.sha256`` over the same bytes the upload arm sends."""
+    buffer = os.urandom(max(spec["sizes_mb"]) * MIB)
+
+    async def call(n: int) -> float:
+        content = file_bytes(buffer, n, spec["sizes_mb"])
+        hashlib.sha256(content).hexdigest()
+        return len(content) / MIB
+
+    async def close() -> None:
+        return None
+
+    return call, close
+
+
 WORKLOADS = {
     "grpc_unary": _grpc_unary,
     "http": _http,
     "samples_stream": _samples_stream,
     "samples_rest_batch": _samples_rest_batch,
     "copy_samples": _copy_samples,
+    "documents_upload": _documents_upload,
+    "sha256": _sha256,
 }
 
 

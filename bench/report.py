@@ -26,6 +26,7 @@ class Measurement:
     latencies_ms: Sequence[float] = ()
     errors: int = 0
     peak_rss_mb: float | None = None
+    """Growth of the watched server process's resident memory over the repetition, at its peak."""
 
     @property
     def rate(self) -> float:
@@ -91,6 +92,8 @@ class Target:
     value: float = 0.0
     why_missed: str = ""
     """Known cause to print when the target is missed (e.g. where the time goes)."""
+    fixed_reference: tuple[float, str] | None = None
+    """A known quantity instead of a reference arm, e.g. ``(20.0, "the largest file, 20 MB")``."""
 
     def describe(self) -> str:
         """How the target reads in the table, e.g. ``≥ 0.80x``."""
@@ -176,7 +179,7 @@ def _format_value(summary: ArmSummary, metric: Metric) -> str:
         return f"{value:,.1f} {summary.unit}/s"
     if metric is Metric.P99:
         return f"p99 {value:.1f} ms"
-    return f"{value:.0f} MB"
+    return f"RSS +{value:.0f} MB"
 
 
 def evaluate(target: Target, outcomes: Mapping[str, ArmOutcome]) -> Row:
@@ -194,6 +197,8 @@ def evaluate(target: Target, outcomes: Mapping[str, ArmOutcome]) -> Row:
     arm = outcomes[target.arm]
     assert isinstance(arm, ArmSummary)
     measured = _format_value(arm, target.metric)
+    if target.fixed_reference is not None:
+        return _against_fixed(target, arm, base, measured)
     if target.reference is None:
         return Row(**base, measured=measured, ratio=None, met=None, note=_errors_note(arm))
     reference = outcomes[target.reference]
@@ -216,6 +221,21 @@ def evaluate(target: Target, outcomes: Mapping[str, ArmOutcome]) -> Row:
     if not met:
         why = target.why_missed or _default_why(arm, reference)
         note = f"{why}; {note}" if note else why
+    return Row(**base, measured=measured, ratio=ratio, met=met, note=note)
+
+
+def _against_fixed(target: Target, arm: ArmSummary, base: dict[str, str], measured: str) -> Row:
+    assert target.fixed_reference is not None
+    denominator, label = target.fixed_reference
+    numerator = _metric_of(arm, target.metric)
+    measured = f"{measured} vs {label}"
+    if numerator is None:
+        return Row(
+            **base, measured=measured, ratio=None, met=None, note=f"not measurable: no {target.metric.value}"
+        )
+    ratio = numerator / denominator
+    met = ratio >= target.value if target.bound is Bound.AT_LEAST else ratio <= target.value
+    note = "" if met else (target.why_missed or f"{target.metric.value} outside the bound")
     return Row(**base, measured=measured, ratio=ratio, met=met, note=note)
 
 

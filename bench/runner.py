@@ -10,6 +10,7 @@ of every process of the platform is metered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections import defaultdict
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from bench.processes import CpuMeter
+from bench.processes import CpuMeter, rss_mb
 from bench.report import ArmOutcome, Measurement, Unmeasurable, interleaved_order, summarize
 
 Log = Callable[[str], None]
@@ -99,6 +100,8 @@ class DriverArm:
     probe_call: Probe = always_measurable
     prepare: Callable[[], Awaitable[dict[str, Any]]] | None = None
     """Adds to the spec before each repetition (a fresh source, so no row is a replay)."""
+    watch_memory_of: str | None = None
+    """A process label whose resident memory growth is sampled during each repetition."""
 
     async def probe(self) -> str | None:
         """Delegate to the arm's probe."""
@@ -108,14 +111,36 @@ class DriverArm:
         """Run the load generator once while metering every process."""
         fresh = await self.prepare() if self.prepare is not None else {}
         spec = {"duration": settings.duration, "concurrency": settings.concurrency, **self.spec, **fresh}
-        return await metered(self.name, self.processes, run_driver(spec))
+        return await metered(
+            self.name, self.processes, run_driver(spec), watch_memory_of=self.watch_memory_of
+        )
 
 
-async def metered(arm: str, processes: Processes, work: Awaitable[dict[str, Any]]) -> Measurement:
+async def peak_memory_growth(pid: int, stop: asyncio.Event) -> float:
+    """The largest growth of ``pid``'s resident memory over its value at the start, sampled every 20 ms."""
+    baseline = peak = rss_mb(pid) or 0.0
+    while not stop.is_set():
+        peak = max(peak, rss_mb(pid) or 0.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)
+    return peak - baseline
+
+
+async def metered(
+    arm: str, processes: Processes, work: Awaitable[dict[str, Any]], *, watch_memory_of: str | None = None
+) -> Measurement:
     """Meter the CPU of every process while a load generator runs; turn its result into a Measurement."""
     meter = CpuMeter()
-    meter.start(await processes.all_processes())
-    result = await work
+    pids = await processes.all_processes()
+    stop = asyncio.Event()
+    watched = pids.get(watch_memory_of or "", [])
+    sampler = asyncio.create_task(peak_memory_growth(watched[0], stop)) if watched else None
+    meter.start(pids)
+    try:
+        result = await work
+    finally:
+        stop.set()
+    growth = await sampler if sampler is not None else None
     cpu = meter.stop(await processes.all_processes())
     cpu["load generator"] = float(result["cpu_seconds"])
     for label, seconds in result.get("extra_cpu_seconds", {}).items():
@@ -129,7 +154,7 @@ async def metered(arm: str, processes: Processes, work: Awaitable[dict[str, Any]
         cpu_seconds=cpu,
         latencies_ms=tuple(result.get("latencies_ms", ())),
         errors=int(result.get("errors", 0)),
-        peak_rss_mb=result.get("peak_rss_mb"),
+        peak_rss_mb=growth,
     )
 
 

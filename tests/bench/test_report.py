@@ -166,3 +166,22 @@ def test_the_table_and_json_carry_every_row_and_arm() -> None:
     assert decoded["rows"][1]["met"] is None
     assert decoded["arms"]["b"] == {"measurable": False, "reason": "not there yet"}
     assert decoded["arms"]["a"]["median_rate_per_s"] == pytest.approx(100.0)
+
+
+def test_memory_is_judged_against_a_known_size() -> None:
+    target = Target(
+        "B5",
+        "memory",
+        arm="upload",
+        reference=None,
+        metric=Metric.PEAK_RSS,
+        bound=Bound.AT_MOST,
+        value=1.0,
+        fixed_reference=(20.0, "the largest file, 20 MB"),
+    )
+    bounded = summarize("upload", "MB", [Measurement("upload", 100, 1.0, peak_rss_mb=6.0)])
+    row = evaluate(target, {"upload": bounded})
+    assert row.ratio == pytest.approx(0.3)
+    assert row.met is True
+    buffered = summarize("upload", "MB", [Measurement("upload", 100, 1.0, peak_rss_mb=45.0)])
+    assert evaluate(target, {"upload": buffered}).met is False
