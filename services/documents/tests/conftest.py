@@ -203,10 +203,13 @@ def start_client(
     @asynccontextmanager
     async def start(storage: ObjectStorage, **kwargs: Any) -> AsyncIterator[Client]:
         biomarkers = kwargs.pop("biomarkers", None)
+        background = kwargs.pop("background", False)
         settings = make_settings(**kwargs)
         app = DocumentsApplication(
             settings, Dependencies(db=db, redis=redis_client), storage, grants=None, biomarkers=biomarkers
         )
+        if background:
+            app.start_background()
         async with running_server(
             service_name="documents",
             register=app.register,

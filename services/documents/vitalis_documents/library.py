@@ -301,7 +301,7 @@ class DocumentLibrary:
             raise not_found(user_id, document_id)
         return document
 
-    async def list(
+    async def list_documents(
         self, user_id: uuid.UUID, query: ListQuery
     ) -> tuple[list[Document], dict[str, Any] | None]:
         """A page of documents and the cursor of the next page (None on the last)."""

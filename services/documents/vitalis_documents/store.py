@@ -32,7 +32,8 @@ _DOCUMENT_COLUMNS = """user_id, document_id, display_name, description, kind, co
 
 _MARKER_COLUMNS = """user_id, document_id, extracted_marker_id, position, source_text, printed_name, biomarker,
     biomarker_display_name, loinc_code, value, value_comparator, value_text, unit, unit_text, flag,
-    range_low, range_high, range_text, collection_date, page, bbox, confidence, review_state, marker,
+    range_low, range_high, range_text, collection_date, page, bbox, confidence_biomarker, confidence_value,
+    confidence_unit, confidence_flag, confidence_range, confidence_date, confidence_overall, review_state, marker,
     review_time, parser_version, create_time, version"""
 
 _MARKER_FIELDS = [column.strip() for column in _MARKER_COLUMNS.split(",")]
@@ -47,6 +48,12 @@ ORDERINGS: Mapping[str, tuple[str, str]] = {
 """The orderings ListDocuments accepts: column and direction."""
 
 NO_DATE = date(1, 1, 1)
+_MARKER_FILTER_COLUMNS: Mapping[str, str] = {
+    "review_state": "review_state",
+    "biomarker": "biomarker",
+    "page": "page",
+    "confidence.overall": "confidence_overall",
+}
 _SORT_KEYS: Mapping[str, str] = {
     "create_time": "create_time",
     "collection_date": "COALESCE(collection_date, DATE '0001-01-01')",
@@ -113,7 +120,6 @@ def _document(row: asyncpg.Record) -> Document:
 
 def _marker(row: asyncpg.Record) -> ExtractedMarker:
     bbox = list(row["bbox"]) + [0.0] * 4
-    confidence: dict[str, float] = row["confidence"] or {}
     return ExtractedMarker(
         user_id=row["user_id"],
         document_id=row["document_id"],
@@ -134,7 +140,14 @@ def _marker(row: asyncpg.Record) -> ExtractedMarker:
         collection_date=row["collection_date"],
         page=row["page"],
         bounding_box=BoundingBox(*bbox[:4]),
-        confidence=FieldConfidence(**{k: float(v) for k, v in confidence.items() if k != "overall"}),
+        confidence=FieldConfidence(
+            biomarker=row["confidence_biomarker"],
+            value=row["confidence_value"],
+            unit=row["confidence_unit"],
+            flag=row["confidence_flag"],
+            reference_range=row["confidence_range"],
+            collection_date=row["confidence_date"],
+        ),
         review_state=ReviewState(row["review_state"]),
         marker=row["marker"],
         review_time=row["review_time"],
@@ -142,6 +155,25 @@ def _marker(row: asyncpg.Record) -> ExtractedMarker:
         create_time=row["create_time"],
         version=row["version"],
     )
+
+
+_MARKER_TYPES: Mapping[str, str] = {
+    "user_id": "uuid",
+    "document_id": "uuid",
+    "extracted_marker_id": "uuid",
+    "position": "integer",
+    "value": "double precision",
+    "value_comparator": "smallint",
+    "flag": "smallint",
+    "range_low": "double precision",
+    "range_high": "double precision",
+    "collection_date": "date",
+    "page": "integer",
+    "review_state": "smallint",
+    "review_time": "timestamptz",
+    "create_time": "timestamptz",
+    "version": "bigint",
+}
 
 
 def _marker_record(marker: ExtractedMarker) -> tuple[Any, ...]:
@@ -173,15 +205,13 @@ def _marker_record(marker: ExtractedMarker) -> tuple[Any, ...]:
             marker.bounding_box.width,
             marker.bounding_box.height,
         ],
-        {
-            "biomarker": confidence.biomarker,
-            "value": confidence.value,
-            "unit": confidence.unit,
-            "flag": confidence.flag,
-            "reference_range": confidence.reference_range,
-            "collection_date": confidence.collection_date,
-            "overall": confidence.overall,
-        },
+        confidence.biomarker,
+        confidence.value,
+        confidence.unit,
+        confidence.flag,
+        confidence.reference_range,
+        confidence.collection_date,
+        confidence.overall,
         int(marker.review_state),
         marker.marker,
         marker.review_time,
@@ -357,20 +387,29 @@ class DocumentStore:
         user_id: uuid.UUID,
         document_id: uuid.UUID,
         *,
-        conditions: Sequence[str] = (),
-        arguments: Sequence[Any] = (),
+        conditions: Sequence[Condition] = (),
         after_position: int = -1,
         limit: int | None = None,
     ) -> list[ExtractedMarker]:
-        """A document's markers in document order."""
-        args: list[Any] = [user_id, document_id, after_position, *arguments]
-        sql = f"""SELECT {_MARKER_COLUMNS} FROM extracted_markers
-                  WHERE user_id = $1 AND document_id = $2 AND position > $3
-                  {"".join(" AND " + c for c in conditions)} ORDER BY position"""
+        """A document's markers in document order, matching ``conditions``."""
+        args: list[Any] = [user_id, document_id, after_position]
+        where = ["user_id = $1", "document_id = $2", "position > $3"]
+        for condition in conditions:
+            args.append(condition.value)
+            where.append(f"{_MARKER_FILTER_COLUMNS[condition.column]} {condition.operator} ${len(args)}")
+        sql = f"SELECT {_MARKER_COLUMNS} FROM extracted_markers WHERE {' AND '.join(where)} ORDER BY position"
         if limit is not None:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
         return [_marker(row) for row in await conn.fetch(sql, *args)]
+
+    async def user_markers(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ExtractedMarker]:
+        """Every marker of the user, by document and position."""
+        rows = await conn.fetch(
+            f"SELECT {_MARKER_COLUMNS} FROM extracted_markers WHERE user_id = $1 ORDER BY document_id, position",
+            user_id,
+        )
+        return [_marker(row) for row in rows]
 
     async def get_marker(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, document_id: uuid.UUID, marker_id: uuid.UUID
@@ -400,12 +439,35 @@ class DocumentStore:
             [int(ReviewState.AUTO_ACCEPTED), int(ReviewState.NEEDS_REVIEW)],
         )
         if markers:
-            await conn.copy_records_to_table(
-                "extracted_markers",
-                records=[_marker_record(marker) for marker in markers],
-                columns=_MARKER_FIELDS,
-                schema_name=await conn.fetchval("SELECT current_schema()"),
+            await self.insert_markers(conn, markers)
+
+    async def insert_markers(self, conn: asyncpg.Connection, markers: Sequence[ExtractedMarker]) -> None:
+        """Insert markers in one statement over arrays (PostgreSQL refuses COPY into tables with RLS)."""
+        records = [_marker_record(marker) for marker in markers]
+        arrays: list[list[Any]] = []
+        casts: list[str] = []
+        selects: list[str] = []
+        for index, name in enumerate(_MARKER_FIELDS):
+            values = [record[index] for record in records]
+            if name == "bbox":
+                corners = []
+                for corner in range(4):
+                    arrays.append([box[corner] for box in values])
+                    casts.append(f"${len(arrays)}::double precision[]")
+                    corners.append(f"c{len(arrays)}")
+                selects.append(f"ARRAY[{', '.join(corners)}]")
+                continue
+            arrays.append(values)
+            casts.append(
+                f"${len(arrays)}::{_MARKER_TYPES.get(name, 'double precision' if name.startswith('confidence') else 'text')}[]"
             )
+            selects.append(f"c{len(arrays)}")
+        aliases = ", ".join(f"c{position}" for position in range(1, len(arrays) + 1))
+        await conn.execute(
+            f"""INSERT INTO extracted_markers ({", ".join(_MARKER_FIELDS)})
+                SELECT {", ".join(selects)} FROM unnest({", ".join(casts)}) AS t({aliases})""",
+            *arrays,
+        )
 
     async def save_markers(self, conn: asyncpg.Connection, markers: Sequence[ExtractedMarker]) -> None:
         """Overwrite existing markers with these states (versions as given)."""
