@@ -1,0 +1,232 @@
+"""Narratives and the coach (templates, and an OpenAI-compatible endpoint served locally), and the
+data-subject rights of UserDataService."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+
+from vitalis.insights.v1 import (
+    coach_service_pb2,
+    coach_service_pb2_grpc,
+    conversation_pb2,
+    narrative_pb2,
+    narrative_service_pb2,
+    narrative_service_pb2_grpc,
+    user_data_service_pb2,
+    user_data_service_pb2_grpc,
+)
+from vitalis_runtime.service_auth import ServiceCredentials
+
+from .conftest import SERVICE_SECRET, Platform, bearer, running_insights
+from .test_engine_acceptance import ldl_panel
+from .test_goals_and_analysis import publish_nights
+
+pytestmark = pytest.mark.timeout(90)
+
+FRAGMENTS = ["Your resting ", "heart rate averaged ", "58 /min", " this week."]
+
+
+@asynccontextmanager
+async def openai_compatible_server(requests: list[dict[str, Any]]) -> AsyncIterator[str]:
+    """A tiny HTTP server answering /v1/chat/completions with a server-sent event stream."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )
+        body = json.loads(await reader.readexactly(length))
+        requests.append({"path": head.split(b" ")[1].decode(), "body": body, "head": head.decode()})
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        for fragment in FRAGMENTS:
+            chunk = {"choices": [{"delta": {"content": fragment}}]}
+            writer.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.write(b"data: [DONE]\n\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.close()
+
+
+async def test_weekly_narrative_from_templates_quotes_the_users_numbers(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    async with running_insights(platform, platform.settings()) as insights:
+        stub = narrative_service_pb2_grpc.NarrativeServiceStub(insights.channel)
+        me = bearer(platform, user_id)
+        with pytest.raises(grpc.aio.AioRpcError) as empty:
+            await stub.GenerateNarrative(
+                narrative_service_pb2.GenerateNarrativeRequest(
+                    parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY
+                ),
+                metadata=me,
+            )
+        assert empty.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+        await publish_nights(
+            platform, user_id, [56, 58, 60, 58, 57, 59, 58], [480, 420, 450, 470, 480, 460, 440]
+        )
+        request_id = str(uuid.uuid4())
+        narrative = await stub.GenerateNarrative(
+            narrative_service_pb2.GenerateNarrativeRequest(
+                parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY, request_id=request_id
+            ),
+            metadata=me,
+        )
+        facts = {fact.label: fact for fact in narrative.facts}
+        heart = facts["Average resting heart rate"]
+        assert heart.value.value == pytest.approx(58.0)
+        assert len(heart.evidence) == 7
+        assert heart.evidence[0].resource.startswith(f"users/{user_id}/dailySummaries/")
+        assert "58 /min" in narrative.body
+        assert narrative.generator.provider == "template"
+        again = await stub.GenerateNarrative(
+            narrative_service_pb2.GenerateNarrativeRequest(
+                parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY, request_id=request_id
+            ),
+            metadata=me,
+        )
+        assert again.name == narrative.name
+        listed = await stub.ListNarratives(
+            narrative_service_pb2.ListNarrativesRequest(parent="users/me"), metadata=me
+        )
+        assert [item.name for item in listed.narratives] == [narrative.name]
+
+
+async def test_coach_streams_an_answer_from_an_openai_compatible_endpoint(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    requests: list[dict[str, Any]] = []
+    async with openai_compatible_server(requests) as base_url:
+        settings = platform.settings(llm_base_url=base_url, llm_api_key="sk-local", llm_model="local-model")
+        async with running_insights(platform, settings) as insights:
+            me = bearer(platform, user_id)
+            await publish_nights(platform, user_id, [58, 58, 58], [480, 480, 480])
+            stub = coach_service_pb2_grpc.CoachServiceStub(insights.channel)
+            conversation = await stub.CreateConversation(
+                coach_service_pb2.CreateConversationRequest(parent="users/me"), metadata=me
+            )
+            stream = stub.SendMessage(
+                coach_service_pb2.SendMessageRequest(parent=conversation.name, text="How is my heart?"),
+                metadata=me,
+            )
+            messages = [message async for message in stream]
+
+            assert messages[0].WhichOneof("event") == "user_message"
+            assert messages[0].user_message.text == "How is my heart?"
+            deltas = [message.reply_text_delta for message in messages[1:-1]]
+            assert deltas == FRAGMENTS
+            reply = messages[-1].reply
+            assert reply.text == "".join(FRAGMENTS)
+            assert reply.role == conversation_pb2.MESSAGE_ROLE_COACH
+            assert reply.state == conversation_pb2.MESSAGE_STATE_COMPLETE
+            assert reply.generator.model == "local-model"
+            assert reply.facts[0].value.value == pytest.approx(58.0)
+            sent = requests[0]
+            assert sent["path"] == "/v1/chat/completions"
+            assert "authorization: Bearer sk-local" in sent["head"].lower().replace("bearer", "Bearer")
+            assert "Average resting heart rate: 58 /min" in sent["body"]["messages"][1]["content"]
+
+            listed = await stub.ListMessages(
+                coach_service_pb2.ListMessagesRequest(parent=conversation.name), metadata=me
+            )
+            assert [message.role for message in listed.messages] == [
+                conversation_pb2.MESSAGE_ROLE_USER,
+                conversation_pb2.MESSAGE_ROLE_COACH,
+            ]
+            got = await stub.GetConversation(
+                coach_service_pb2.GetConversationRequest(name=conversation.name), metadata=me
+            )
+            assert got.message_count == 2
+            assert got.title == "How is my heart?"
+            with pytest.raises(grpc.aio.AioRpcError) as private:
+                await stub.GetConversation(
+                    coach_service_pb2.GetConversationRequest(name=conversation.name),
+                    metadata=bearer(platform, uuid.uuid4()),
+                )
+            assert private.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_coach_provider_unreachable_is_unavailable(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    settings = platform.settings(llm_base_url="http://127.0.0.1:9/v1")
+    async with running_insights(platform, settings) as insights:
+        me = bearer(platform, user_id)
+        stub = coach_service_pb2_grpc.CoachServiceStub(insights.channel)
+        conversation = await stub.CreateConversation(
+            coach_service_pb2.CreateConversationRequest(parent="users/me"), metadata=me
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unreachable:
+            async for _ in stub.SendMessage(
+                coach_service_pb2.SendMessageRequest(parent=conversation.name, text="Hello?"), metadata=me
+            ):
+                pass
+        assert unreachable.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_export_and_erase_a_users_data_with_service_credentials_only(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    service = ServiceCredentials(SERVICE_SECRET, "identity").metadata(user_id)
+    async with running_insights(platform, platform.settings()) as insights:
+        await platform.publish("biomarkers", user_id, ldl_panel(user_id))
+        stub = user_data_service_pb2_grpc.UserDataServiceStub(insights.channel)
+        with pytest.raises(grpc.aio.AioRpcError) as user_token:
+            await stub.EraseUserData(
+                user_data_service_pb2.EraseUserDataRequest(user=f"users/{user_id}"),
+                metadata=bearer(platform, user_id),
+            )
+        assert user_token.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        async def exported() -> dict[str, bytes]:
+            entries: dict[str, bytes] = {}
+            async for chunk in stub.ExportUserData(
+                user_data_service_pb2.ExportUserDataRequest(user=f"users/{user_id}"), metadata=service
+            ):
+                entries[chunk.entry_path] = entries.get(chunk.entry_path, b"") + chunk.data
+            return entries
+
+        for _ in range(100):
+            entries = await exported()
+            if entries["insights.jsonl"]:
+                break
+            await asyncio.sleep(0.05)
+        assert set(entries) == {
+            "insights.jsonl",
+            "alerts.jsonl",
+            "goals.jsonl",
+            "narratives.jsonl",
+            "conversations.jsonl",
+            "messages.jsonl",
+        }
+        insight = json.loads(entries["insights.jsonl"].splitlines()[0])
+        assert insight["rule"] == "rules/biomarker-out-of-range"
+
+        erased = await stub.EraseUserData(
+            user_data_service_pb2.EraseUserDataRequest(user=f"users/{user_id}"), metadata=service
+        )
+        assert erased.erased_item_count >= 2
+        assert not (await exported())["insights.jsonl"]
+        again = await stub.EraseUserData(
+            user_data_service_pb2.EraseUserDataRequest(user=f"users/{user_id}"), metadata=service
+        )
+        assert again.erased_item_count == 0
+        with pytest.raises(grpc.aio.AioRpcError) as malformed:
+            await stub.EraseUserData(
+                user_data_service_pb2.EraseUserDataRequest(user="users/me"), metadata=service
+            )
+        assert malformed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
