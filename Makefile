@@ -53,8 +53,16 @@ migrate: install ## Apply every service's schema migrations to DATABASE_URL.
 	$(RUN) vitalis migrate
 
 .PHONY: test
-test: install ## Run the whole test suite (unit, integration, end-to-end through Envoy).
+test: install ## Run the whole test suite (unit, integration, end-to-end, security and chaos).
 	$(RUN) pytest
+
+.PHONY: test-security
+test-security: install ## Only the adversarial suite against the running platform, with its figures.
+	$(RUN) pytest -m security tests/security
+
+.PHONY: test-chaos
+test-chaos: install ## Only the fault-injection suite (embedded PostgreSQL and Redis it can stop).
+	$(RUN) pytest -m chaos tests/chaos
 
 .PHONY: lint
 lint: install node_modules/.installed ## buf lint and format, ruff check and format, mypy --strict.

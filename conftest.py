@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -43,3 +44,41 @@ def redis_url(test_servers: TestServers) -> str:
 def key_prefix() -> str:
     """A Redis key prefix no other test uses."""
     return f"vitalis-test:{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure of the security or chaos suite and the bound it must respect."""
+
+    suite: str
+    name: str
+    value: str
+    bound: str
+    ok: bool
+
+
+FIGURES = pytest.StashKey[list[Figure]]()
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[[str, object, str, bool], None]:
+    """Record a figure for the summary table printed at the end of the run."""
+    suite = request.node.path.parent.name
+
+    def record(name: str, value: object, bound: str, ok: bool) -> None:
+        request.config.stash.setdefault(FIGURES, []).append(Figure(suite, name, str(value), bound, ok))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the security and chaos figures as one table."""
+    figures = config.stash.get(FIGURES, [])
+    if not figures:
+        return
+    terminalreporter.section("security and reliability figures")
+    widths = [max(len(f.suite) for f in figures), max(len(f.name) for f in figures)]
+    for item in sorted(figures, key=lambda f: (f.suite, f.name)):
+        verdict = "ok" if item.ok else "FAILED"
+        label = f"{item.suite:<{widths[0]}}  {item.name:<{widths[1]}}"
+        terminalreporter.write_line(f"{label}  {item.value:>12}  {item.bound:<16} {verdict}")

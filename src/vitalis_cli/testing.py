@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from vitalis_cli.local_secrets import generate_secrets
 from vitalis_cli.platform import Platform, PlatformConfig
@@ -13,6 +17,7 @@ from vitalis_cli.ports import PortPlan
 from vitalis_runtime.testing import TestServers
 
 PASSED_THROUGH_ENV = ("PATH", "HOME", "LANG")
+PASSWORD = "correct horse battery staple"  # noqa: S105 - a test account's password
 
 
 @asynccontextmanager
@@ -37,3 +42,40 @@ async def running_platform(
         )
         async with Platform(config) as running:
             yield running
+
+
+@dataclass(frozen=True)
+class SignedUpUser:
+    """A user of the platform and the access token the gateway issued to them."""
+
+    user_id: str
+    email: str
+    access_token: str
+
+    @property
+    def name(self) -> str:
+        """The user's resource name."""
+        return f"users/{self.user_id}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that authenticate as this user."""
+        return {"authorization": f"Bearer {self.access_token}"}
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """gRPC metadata that authenticates as this user."""
+        return (("authorization", f"Bearer {self.access_token}"),)
+
+
+async def sign_up(gateway: httpx.AsyncClient) -> SignedUpUser:
+    """A new user, signed up through the gateway like any client would."""
+    email = f"{uuid.uuid4().hex[:12]}@example.com"
+    response = await gateway.post(
+        "/v1/auth:signUp",
+        json={"email": email, "password": PASSWORD, "givenName": "Eve", "timeZone": "Europe/Berlin"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    user_id = body["user"]["name"].removeprefix("users/")
+    return SignedUpUser(user_id=user_id, email=email, access_token=body["tokens"]["accessToken"])

@@ -24,6 +24,7 @@ import asyncpg
 import asyncpg.exceptions as pg_errors
 
 from vitalis_runtime import errors
+from vitalis_runtime.request_context import current_time_remaining
 
 ISOLATION_LEVELS: Final = frozenset({"read_committed", "repeatable_read", "serializable"})
 USER_ID_SETTING: Final = "app.current_user_id"
@@ -96,10 +97,13 @@ def sql_identifier(name: str) -> str:
 class Database:
     """A connection pool; use :meth:`transaction` for every unit of work."""
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, acquire_timeout: float, statement_timeout_ms: int = 15000
+    ) -> None:
         """Wrap an open pool; prefer :meth:`connect`, which also configures its connections."""
         self._pool = pool
         self._acquire_timeout = acquire_timeout
+        self._statement_timeout_ms = statement_timeout_ms
 
     @classmethod
     async def connect(
@@ -139,7 +143,7 @@ class Database:
                 timeout=acquire_timeout,
                 server_settings=settings,
             )
-        return cls(pool, acquire_timeout=acquire_timeout)
+        return cls(pool, acquire_timeout=acquire_timeout, statement_timeout_ms=statement_timeout_ms)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -178,13 +182,23 @@ class Database:
             try:
                 async with conn.transaction(isolation=isolation, readonly=readonly):
                     await conn.execute(
-                        "SELECT set_config($1, $2, true)",
+                        "SELECT set_config($1, $2, true), set_config('statement_timeout', $3, true)",
                         USER_ID_SETTING,
                         "" if user_id is None else str(user_id),
+                        self._statement_timeout_for_request(),
                     )
                     yield conn
             finally:
                 await self._pool.release(conn)
+
+    def _statement_timeout_for_request(self) -> str:
+        """The session's statement timeout, cut to what is left of the caller's deadline."""
+        remaining = current_time_remaining()
+        if remaining is None:
+            return f"{self._statement_timeout_ms}ms"
+        if remaining <= 0:
+            raise errors.DeadlineExceeded("The caller's deadline passed before the work started.")
+        return f"{min(self._statement_timeout_ms, max(1, int(remaining * 1000)))}ms"
 
     async def ping(self, *, max_wait: float = 2.0) -> None:
         """Check that the server answers ``SELECT 1`` quickly; raise ``errors.Unavailable`` if not."""

@@ -59,6 +59,8 @@ REFLECTION_METHODS = frozenset(
 )
 ALWAYS_PUBLIC_METHODS = HEALTH_METHODS | REFLECTION_METHODS
 
+NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
+
 access_logger = logging.getLogger("vitalis.access")
 error_logger = logging.getLogger("vitalis.errors")
 
@@ -89,19 +91,33 @@ def server_interceptors(
     return chain
 
 
+def _time_remaining(call: RpcCall) -> float | None:
+    remaining = call.context.time_remaining()
+    # gRPC reports "no deadline" as a huge number of seconds rather than None.
+    return remaining if remaining is not None and remaining < NO_DEADLINE_SECONDS else None
+
+
 class RequestContextInterceptor(CallInterceptor):
     """Binds the request id and method for the call and echoes the id to the caller."""
 
     async def unary(self, call: RpcCall, invoke: InvokeUnary) -> Any:
         """Serve a single-response call inside its request context."""
-        with bound_request(accept_request_id(call.metadata_value(REQUEST_ID_HEADER)), call.method) as request:
+        with bound_request(
+            accept_request_id(call.metadata_value(REQUEST_ID_HEADER)),
+            call.method,
+            time_remaining=_time_remaining(call),
+        ) as request:
             response = await invoke()
             await _echo_request_id(call.context, request.request_id)
             return response
 
     async def stream(self, call: RpcCall, invoke: InvokeStream) -> AsyncGenerator[Any, None]:
         """Serve a streaming call inside its request context."""
-        with bound_request(accept_request_id(call.metadata_value(REQUEST_ID_HEADER)), call.method) as request:
+        with bound_request(
+            accept_request_id(call.metadata_value(REQUEST_ID_HEADER)),
+            call.method,
+            time_remaining=_time_remaining(call),
+        ) as request:
             echoed = False
             async with aclosing(invoke()) as responses:
                 async for response in responses:

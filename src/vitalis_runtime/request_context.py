@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,10 +24,16 @@ _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 @dataclass(frozen=True)
 class RequestContext:
-    """The id and full gRPC method name of the request being served."""
+    """The id and full gRPC method name of the request being served, and when its caller gives up."""
 
     request_id: str
     method: str
+    deadline: float | None = None
+    """``time.monotonic()`` value of the caller's deadline; None when the caller set none."""
+
+    def time_remaining(self) -> float | None:
+        """Seconds left until the caller's deadline, or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
 
 _request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request", default=None)
@@ -49,6 +56,12 @@ def current_request() -> RequestContext | None:
     return _request.get()
 
 
+def current_time_remaining() -> float | None:
+    """Seconds left until the current request's deadline; None outside a request or without one."""
+    request = _request.get()
+    return request.time_remaining() if request else None
+
+
 def current_request_id() -> str | None:
     """The id of the request being served, if any."""
     request = _request.get()
@@ -56,9 +69,12 @@ def current_request_id() -> str | None:
 
 
 @contextmanager
-def bound_request(request_id: str, method: str) -> Iterator[RequestContext]:
-    """Serve a block of code as part of the given request."""
-    request = RequestContext(request_id=request_id, method=method)
+def bound_request(
+    request_id: str, method: str, *, time_remaining: float | None = None
+) -> Iterator[RequestContext]:
+    """Serve a block of code as part of the given request (``time_remaining`` until its deadline)."""
+    deadline = None if time_remaining is None else time.monotonic() + time_remaining
+    request = RequestContext(request_id=request_id, method=method, deadline=deadline)
     token = _request.set(request)
     try:
         yield request

@@ -180,6 +180,7 @@ class DiesAfterPublishing:
             return replies
 
 
+@pytest.mark.chaos
 async def test_event_is_applied_once_when_the_relay_dies_between_publishing_and_marking(
     migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
 ) -> None:
@@ -253,6 +254,7 @@ async def test_trace_context_and_headers_travel_with_the_event(
     assert consumer_trace == producer_trace
 
 
+@pytest.mark.chaos
 async def test_stuck_entry_of_a_dead_consumer_is_claimed_by_another(
     migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
 ) -> None:
@@ -274,6 +276,7 @@ async def test_stuck_entry_of_a_dead_consumer_is_claimed_by_another(
     assert await pending_count(redis_client, streams, "notes-effects") == 0
 
 
+@pytest.mark.chaos
 async def test_shards_of_a_consumer_that_died_are_taken_over_with_its_pending_entries(
     migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
 ) -> None:
@@ -305,6 +308,7 @@ async def test_shards_of_a_consumer_that_died_are_taken_over_with_its_pending_en
     assert await pending_count(redis_client, streams, "notes-effects") == 0
 
 
+@pytest.mark.chaos
 async def test_poison_event_is_parked_on_the_dead_letter_stream_after_max_deliveries(
     migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
 ) -> None:

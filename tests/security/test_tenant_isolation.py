@@ -1,0 +1,278 @@
+"""Tenant isolation (BOLA): user A using user B's resource names learns nothing and changes nothing.
+
+The attack matrix is generated from the descriptor set: every public method whose HTTP binding takes
+a resource name (``name``, ``parent`` or ``<resource>.name``) is called by A with each of B's
+resource names, over direct gRPC and over REST through Envoy. Each answer must be a failure that is
+indistinguishable (same code, same message once the ids are masked) from the answer for a name that
+never existed. B's resources are whatever B owns after seeding B with the demo data through the
+services' own contracts, discovered by B listing every collection it can reach. A new RPC or
+resource is covered without touching this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import pkgutil
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+import httpx
+import pytest
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.message import Message as ProtoMessage
+
+import vitalis
+from vitalis_cli.demo_fixtures import default_fixtures_root
+from vitalis_cli.demo_loaders import DEMO_KINDS, SeedContext
+from vitalis_cli.platform import Platform
+from vitalis_cli.project import find_project_root
+from vitalis_cli.testing import SignedUpUser, sign_up
+from vitalis_gateway.api import ApiSurface, Method, load_api_surface
+from vitalis_runtime.catalog import SERVICES
+
+pytestmark = [pytest.mark.security, pytest.mark.timeout(600)]
+logger = logging.getLogger(__name__)
+
+VARIABLE = re.compile(r"\{([a-z_.]+)=([^}]+)\}")
+UUIDISH = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+STREAM_WAIT_SECONDS = 3.0
+DESTRUCTIVE = ("Delete", "Purge", "Erase", "Revoke", "Cancel")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A method whose HTTP binding carries one resource-name variable."""
+
+    method: Method
+    field_path: str
+    pattern: re.Pattern[str]
+    verb: str
+    path_template: str
+    body: str
+
+    def rest_path(self, name: str) -> str:
+        return VARIABLE.sub(name, self.path_template, count=1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a caller learned: a status and its message with every id masked."""
+
+    code: str
+    message: str
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    escaped = re.escape(template).replace(r"\*\*", ".+").replace(r"\*", "[^/]+")
+    return re.compile(f"^{escaped}$")
+
+
+def targets(surface: ApiSurface) -> list[Target]:
+    found: list[Target] = []
+    for method in surface.methods():
+        if not method.is_public or method.client_streaming:
+            continue
+        for binding in method.bindings[:1]:
+            variables = VARIABLE.findall(binding.path)
+            if len(variables) != 1:
+                continue
+            field_path, template = variables[0]
+            if field_path != "name" and field_path != "parent" and not field_path.endswith(".name"):
+                continue
+            found.append(
+                Target(method, field_path, _pattern(template), binding.verb, binding.path, binding.body)
+            )
+    # Destructive methods run last, so that every other method meets B's resources intact.
+    return sorted(found, key=lambda t: (t.method.name.startswith(DESTRUCTIVE), t.method.full_name))
+
+
+def _import_generated_modules() -> None:
+    for module in pkgutil.walk_packages(vitalis.__path__, prefix="vitalis."):
+        if module.name.endswith("_pb2"):
+            importlib.import_module(module.name)
+
+
+def message_class(full_name: str) -> type[ProtoMessage]:
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    cls: type[ProtoMessage] = message_factory.GetMessageClass(descriptor)
+    return cls
+
+
+def request_for(target: Target, name: str) -> ProtoMessage:
+    document: dict[str, Any] = {}
+    cursor = document
+    parts = target.field_path.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = name
+    message = message_class(target.method.input_type)()
+    json_format.ParseDict(document, message, ignore_unknown_fields=False)
+    return message
+
+
+def decoy_for(name: str) -> str:
+    """The same kind of name with every id replaced: a resource of a user that never existed."""
+    segments = name.split("/")
+    return "/".join(s if i % 2 == 0 else f"{uuid.uuid4()}" for i, s in enumerate(segments))
+
+
+def mask(text: str, *names: str) -> str:
+    for name in names:
+        for segment in name.split("/")[1::2]:
+            text = text.replace(segment, "<id>")
+    return UUIDISH.sub("<id>", text)
+
+
+async def grpc_outcome(channel: grpc.aio.Channel, target: Target, name: str, user: SignedUpUser) -> Outcome:
+    method = target.method
+    request = request_for(target, name)
+    serialize = type(request).SerializeToString
+    deserialize = message_class(method.output_type).FromString
+    try:
+        if method.server_streaming:
+            call = channel.unary_stream(method.grpc_path, serialize, deserialize)
+            stream = call(request, metadata=user.metadata)
+            try:
+                await asyncio.wait_for(stream.read(), timeout=STREAM_WAIT_SECONDS)
+            except TimeoutError:
+                # An open, silent stream on someone else's resource is an accepted call.
+                return Outcome("OK", "stream open")
+            finally:
+                stream.cancel()
+        else:
+            unary = channel.unary_unary(method.grpc_path, serialize, deserialize)
+            await unary(request, metadata=user.metadata, timeout=15)
+    except grpc.aio.AioRpcError as error:
+        return Outcome(error.code().name, mask(error.details() or "", name))
+    return Outcome("OK", "")
+
+
+async def rest_outcome(gateway: httpx.AsyncClient, target: Target, name: str, user: SignedUpUser) -> Outcome:
+    path = target.rest_path(name)
+    body = None if target.verb in ("get", "delete") else {}
+    try:
+        async with gateway.stream(
+            target.verb.upper(), path, json=body, headers=user.headers, timeout=STREAM_WAIT_SECONDS + 10
+        ) as response:
+            if response.status_code < 300 and target.method.server_streaming:
+                return Outcome(str(response.status_code), "stream open")
+            text = (await response.aread()).decode(errors="replace")
+    except httpx.ReadTimeout:
+        return Outcome("200", "stream open")
+    return Outcome(str(response.status_code), mask(text, name))
+
+
+def succeeded(outcome: Outcome) -> bool:
+    return outcome.code in ("OK",) or outcome.code.startswith("2")
+
+
+async def list_names(
+    channel: grpc.aio.Channel, target: Target, parent: str, user: SignedUpUser
+) -> Iterator[str]:
+    request = request_for(target, parent)
+    if "page_size" in request.DESCRIPTOR.fields_by_name:
+        request.page_size = 100  # type: ignore[attr-defined]
+    unary = channel.unary_unary(
+        target.method.grpc_path,
+        type(request).SerializeToString,
+        message_class(target.method.output_type).FromString,
+    )
+    try:
+        response = await unary(request, metadata=user.metadata, timeout=15)
+    except grpc.aio.AioRpcError:
+        return iter(())
+    names: list[str] = []
+    for field, value in response.ListFields():
+        if field.label == field.LABEL_REPEATED and field.message_type is not None:
+            names += [item.name for item in value if "name" in item.DESCRIPTOR.fields_by_name and item.name]
+    return iter(names)
+
+
+async def discover(
+    channels: dict[str, grpc.aio.Channel], surface_targets: list[Target], owner: SignedUpUser
+) -> list[str]:
+    """Every resource name ``owner`` can reach by listing, breadth first from the user itself."""
+    found = [owner.name]
+    queue = [owner.name]
+    while queue:
+        parent = queue.pop(0)
+        for target in surface_targets:
+            if target.field_path != "parent" or not target.method.name.startswith("List"):
+                continue
+            if target.method.server_streaming or not target.pattern.match(parent):
+                continue
+            channel = channels[target.method.service.split(".")[1]]
+            for name in await list_names(channel, target, parent, owner):
+                if name not in found and name.startswith(owner.name):
+                    found.append(name)
+                    queue.append(name)
+    return found
+
+
+async def seed(platform: Platform, owner: SignedUpUser, channels: dict[str, grpc.aio.Channel]) -> None:
+    fixtures = default_fixtures_root(find_project_root(Path.cwd()))
+    context = SeedContext(owner.name, owner.access_token, fixtures, channels)
+    for kind in DEMO_KINDS:
+        if kind.load is None:
+            continue
+        try:
+            await kind.load(context)
+        except Exception:
+            logger.warning("seeding %s failed", kind.description, exc_info=True)
+
+
+async def test_no_user_reaches_another_users_resources(
+    platform: Platform, gateway: httpx.AsyncClient, figure: Callable[[str, object, str, bool], None]
+) -> None:
+    _import_generated_modules()
+    surface = load_api_surface(find_project_root(Path.cwd()) / "gen" / "descriptors" / "vitalis.binpb")
+    matrix = targets(surface)
+    victim = await sign_up(gateway)
+    attacker = await sign_up(gateway)
+    channels = {spec.name: grpc.aio.insecure_channel(platform.service_target(spec.name)) for spec in SERVICES}
+    try:
+        await seed(platform, victim, channels)
+        names = await discover(channels, matrix, victim)
+        attempts = successes = leaks = 0
+        failures: list[str] = []
+        for target in matrix:
+            channel = channels[target.method.service.split(".")[1]]
+            for name in names:
+                if not target.pattern.match(name):
+                    continue
+                decoy = decoy_for(name)
+                for transport in ("grpc", "rest"):
+                    if transport == "grpc":
+                        attack = await grpc_outcome(channel, target, name, attacker)
+                        control = await grpc_outcome(channel, target, decoy, attacker)
+                    else:
+                        attack = await rest_outcome(gateway, target, name, attacker)
+                        control = await rest_outcome(gateway, target, decoy, attacker)
+                    attempts += 1
+                    if succeeded(attack):
+                        successes += 1
+                        failures.append(f"{transport} {target.method.full_name} {name}: {attack}")
+                    elif attack != control:
+                        leaks += 1
+                        failures.append(
+                            f"{transport} {target.method.full_name} {name}: {attack} differs from {control}"
+                        )
+        still_there = [name for name in await discover(channels, matrix, victim) if name in names]
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    figure("cross-tenant successes / attempts", f"{successes}/{attempts}", "0/n", successes == 0)
+    figure("distinguishable refusals / attempts", f"{leaks}/{attempts}", "0/n", leaks == 0)
+    figure("victim resources discovered", len(names), ">= 3", len(names) >= 3)
+    assert attempts > 0
+    assert failures == []
+    assert len(names) >= 3
+    assert still_there == names
