@@ -55,7 +55,7 @@ def test_a_single_high_night_within_noise_is_no_anomaly() -> None:
 def test_hrv_anomaly_looks_for_a_drop() -> None:
     found = night_anomaly(
         HRV_RMSSD,
-        nights(HRV_RMSSD, [60, 62, 58, 61, 59, 60, 63, 60, 61, 59, 58, 62, 60, 61] + [35, 33, 30], "ms"),
+        nights(HRV_RMSSD, [60, 62, 58, 61, 59, 60, 63, 60, 61, 59, 58, 62, 60, 61, 35, 33, 30], "ms"),
     )
     assert found is not None
     assert found.rule.id == "hrv-anomaly"
