@@ -9,6 +9,8 @@ import grpc
 import redis.asyncio as aioredis
 
 from vitalis.ingestion.v1 import (
+    import_service_pb2,
+    import_service_pb2_grpc,
     metric_service_pb2,
     metric_service_pb2_grpc,
     sample_service_pb2,
@@ -17,12 +19,18 @@ from vitalis.ingestion.v1 import (
     source_service_pb2_grpc,
 )
 from vitalis_ingestion.api.access import Access
+from vitalis_ingestion.api.imports import ImportServicer
 from vitalis_ingestion.api.metrics import MetricServicer
 from vitalis_ingestion.api.samples import SampleServicer
 from vitalis_ingestion.api.sources import SourceServicer
+from vitalis_ingestion.documents import DocumentReader, UnconfiguredDocumentReader
 from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
 from vitalis_ingestion.events import SCHEMA
+from vitalis_ingestion.importers.json_file import json_items
+from vitalis_ingestion.importing import ImportRunner
 from vitalis_ingestion.settings import IngestionSettings
+from vitalis_ingestion.store.import_jobs import ImportJobStore
+from vitalis_ingestion.store.records import RecordStore
 from vitalis_ingestion.store.samples import SampleStore
 from vitalis_ingestion.store.sources import SourceStore
 from vitalis_ingestion.writing import SampleWriter
@@ -42,6 +50,7 @@ SERVICE_NAMES = (
     _service(source_service_pb2, "SourceService"),
     _service(sample_service_pb2, "SampleService"),
     _service(metric_service_pb2, "MetricService"),
+    _service(import_service_pb2, "ImportService"),
 )
 
 
@@ -57,6 +66,10 @@ class IngestionApp:
     samples: SampleStore
     sources: SourceStore
     writer: SampleWriter
+    records: RecordStore
+    jobs: ImportJobStore
+    runner: ImportRunner
+    documents: DocumentReader
 
     @classmethod
     def assemble(
@@ -67,10 +80,25 @@ class IngestionApp:
         spool_dir: Path,
         checker: ShareGrantChecker | None = None,
         time_zones: TimeZoneLookup | None = None,
+        documents: DocumentReader | None = None,
+        import_batch_size: int = 5000,
     ) -> IngestionApp:
         """Wire the stores and services over one database pool."""
         samples = SampleStore(db)
         sources = SourceStore()
+        records = RecordStore()
+        jobs = ImportJobStore()
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        runner = ImportRunner(
+            db,
+            jobs=jobs,
+            samples=samples,
+            sources=sources,
+            records=records,
+            spool_dir=spool_dir,
+            json_items=json_items,
+            batch_size=import_batch_size,
+        )
         return cls(
             db=db,
             tokens=PageTokens(page_token_secret),
@@ -80,10 +108,15 @@ class IngestionApp:
             samples=samples,
             sources=sources,
             writer=SampleWriter(db, samples, sources),
+            records=records,
+            jobs=jobs,
+            runner=runner,
+            documents=documents or UnconfiguredDocumentReader(),
         )
 
     async def close(self) -> None:
         """Stop background work started by the servicers."""
+        await self.runner.close()
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add every servicer of the ingestion contract to ``server``."""
@@ -97,6 +130,19 @@ class IngestionApp:
             server,
         )
         metric_service_pb2_grpc.add_MetricServiceServicer_to_server(MetricServicer(self.tokens), server)
+        import_service_pb2_grpc.add_ImportServiceServicer_to_server(
+            ImportServicer(
+                self.db,
+                self.jobs,
+                self.sources,
+                self.runner,
+                self.documents,
+                self.access,
+                self.tokens,
+                self.spool_dir,
+            ),
+            server,
+        )
 
 
 async def create_ingestion_server(settings: IngestionSettings, deps: Dependencies) -> ServiceParts:

@@ -56,12 +56,12 @@ class SampleWriter:
             return tally
         await self._samples.ensure_partitions([row for _, row in rows])
         async with self._db.transaction(user_id=user_id) as conn:
-            series = await self._samples.write(
+            result = await self._samples.write(
                 conn, user_id, [row for _, row in rows], import_job_id=import_job_id
             )
             job = f"users/{user_id}/importJobs/{import_job_id}" if import_job_id else ""
-            await events.samples_ingested(conn, user_id, series, import_job=job)
-        tally.stored(new=sum(item.count for item in series), written=len(rows))
+            await events.samples_ingested(conn, user_id, result.series, import_job=job)
+        tally.stored(new=result.new_count, written=len(rows))
         return tally
 
     @staticmethod

@@ -209,10 +209,10 @@ class WriteTally:
     reasons: Counter[str] = field(default_factory=Counter)
     first: dict[str, Rejection] = field(default_factory=dict)
 
-    def reject(self, rejection: Rejection) -> None:
-        """Count one refused record."""
-        self.rejected += 1
-        self.reasons[rejection.reason] += 1
+    def reject(self, rejection: Rejection, count: int = 1) -> None:
+        """Count ``count`` refused records."""
+        self.rejected += count
+        self.reasons[rejection.reason] += count
         self.first.setdefault(rejection.reason, rejection)
 
     def stored(self, *, new: int, written: int) -> None:

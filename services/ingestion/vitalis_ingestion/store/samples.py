@@ -42,9 +42,9 @@ WITH inserted AS (
            utc_offset_s, device_id, correlation_key, metadata::jsonb, $2
     FROM sample_staging
     ON CONFLICT DO NOTHING
-    RETURNING source_id, metric, hrv_method, start_time, end_time, utc_offset_s)
+    RETURNING source_id, metric, hrv_method, start_time, end_time, sample_uid)
 SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
-       count(*) AS sample_count, array_agg(DISTINCT utc_offset_s) AS offsets
+       count(*) AS sample_count, array_agg(sample_uid) AS uids
 FROM inserted GROUP BY source_id, metric, hrv_method"""
 SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid, value,
     utc_offset_s, device_id, correlation_key, metadata, import_job_id, create_time"""
@@ -60,6 +60,19 @@ class IngestedSeries:
     first_start: datetime
     last_end: datetime
     count: int
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write stored for the first time: per series, and the natural-key UUIDs of the new rows."""
+
+    series: list[IngestedSeries]
+    new_uids: set[uuid.UUID]
+
+    @property
+    def new_count(self) -> int:
+        """How many rows were new."""
+        return len(self.new_uids)
 
 
 @dataclass(frozen=True)
@@ -144,13 +157,13 @@ class SampleStore:
         rows: Sequence[SampleRow],
         *,
         import_job_id: uuid.UUID | None = None,
-    ) -> list[IngestedSeries]:
+    ) -> WriteResult:
         """COPY ``rows`` into a staging table and merge them by natural key; return what was new.
 
         Must run in the caller's transaction, after :meth:`ensure_partitions`.
         """
         if not rows:
-            return []
+            return WriteResult([], set())
         await conn.execute(_CREATE_STAGING)
         await conn.execute("TRUNCATE sample_staging")
         await conn.copy_records_to_table(
@@ -196,7 +209,7 @@ class SampleStore:
                 sorted({s.source_id for s in series}),
                 sorted({s.metric for s in series}),
             )
-        return series
+        return WriteResult(series, {uid for record in merged for uid in record["uids"]})
 
     async def get(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, parts: SampleIdParts

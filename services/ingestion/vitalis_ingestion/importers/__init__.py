@@ -1,0 +1,1 @@
+"""File importers: each turns a file into a stream of import items, in bounded memory."""

@@ -1,0 +1,320 @@
+"""Running import jobs: parse in a worker thread, write in batches through the COPY paths, keep counts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vitalis.ingestion.v1 import common_pb2, events_pb2
+from vitalis_ingestion import events
+from vitalis_ingestion.domain.import_jobs import ImportJob, JobCounts, JobError, JobState
+from vitalis_ingestion.domain.metrics import metric_by_number
+from vitalis_ingestion.domain.records import RecordDraft
+from vitalis_ingestion.domain.samples import (
+    Rejection,
+    SampleRow,
+    WriteTally,
+    canonical_row,
+    contract_violations,
+)
+from vitalis_ingestion.importers import archive
+from vitalis_ingestion.importers.apple_health import AppleHealthParser
+from vitalis_ingestion.importers.csv_file import CSV_PLATFORM, parse_csv
+from vitalis_ingestion.importers.fit import FitParser
+from vitalis_ingestion.importers.items import CountingReader, ImportFailure, ImportItem, SourceHint
+from vitalis_ingestion.store.import_jobs import ImportJobStore
+from vitalis_ingestion.store.records import RecordStore
+from vitalis_ingestion.store.samples import SampleStore
+from vitalis_ingestion.store.sources import SourceStore
+from vitalis_runtime.db import Database
+
+logger = logging.getLogger(__name__)
+JsonItems = Callable[[IO[bytes], uuid.UUID, SourceHint], Iterator[ImportItem]]
+
+
+@dataclass
+class _Batch:
+    items: list[ImportItem]
+    bytes_read: int
+    done: bool
+    failure: ImportFailure | None = None
+
+
+@dataclass
+class _Prepared:
+    rows: list[SampleRow] = field(default_factory=list)
+    records: list[RecordDraft] = field(default_factory=list)
+    row_owner: list[int] = field(default_factory=list)
+    record_owner: list[int] = field(default_factory=list)
+    first_rejection: dict[int, Rejection] = field(default_factory=dict)
+
+
+def _take(items: Iterator[ImportItem], reader: CountingReader, size: int) -> _Batch:
+    """Up to ``size`` items; a failure ends the batch, keeping the items read before it."""
+    batch: list[ImportItem] = []
+    try:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                return _Batch(batch, reader.bytes_read, done=False)
+    except ImportFailure as failure:
+        return _Batch(batch, reader.bytes_read, done=True, failure=failure)
+    return _Batch(batch, reader.bytes_read, done=True)
+
+
+class ImportRunner:
+    """Runs import jobs in the background of this process, a few at a time."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        jobs: ImportJobStore,
+        samples: SampleStore,
+        sources: SourceStore,
+        records: RecordStore,
+        spool_dir: Path,
+        json_items: JsonItems,
+        batch_size: int = 5000,
+        concurrency: int = 2,
+    ) -> None:
+        self._db = db
+        self._jobs = jobs
+        self._samples = samples
+        self._sources = sources
+        self._records = records
+        self._spool = spool_dir
+        self._json_items = json_items
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def path_of(self, job_id: uuid.UUID) -> Path:
+        """Where the bytes of a job wait until it finishes."""
+        return self._spool / f"{job_id}.import"
+
+    def submit(self, job: ImportJob) -> None:
+        """Start ``job`` in the background."""
+        task = asyncio.create_task(self._run(job), name=f"import-{job.job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop running imports (they stay running in the database and are re-run by their next upload)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, job: ImportJob) -> None:
+        async with self._slots:
+            async with self._db.transaction(user_id=job.user_id) as conn:
+                await self._jobs.start(conn, job)
+            counts = JobCounts()
+            state, error = JobState.SUCCEEDED, None
+            try:
+                cancelled = await self._import(job, counts)
+                if cancelled:
+                    state = JobState.CANCELLED
+            except ImportFailure as failure:
+                state, error = JobState.FAILED, JobError(failure.reason, failure.message)
+            except Exception:
+                logger.exception("import %s failed unexpectedly", job.name)
+                state, error = (
+                    JobState.FAILED,
+                    JobError("INTERNAL", "the import stopped on an internal error"),
+                )
+            async with self._db.transaction(user_id=job.user_id) as conn:
+                finished = await self._jobs.finish(conn, job, state, counts=counts, error=error)
+                await events.emit(conn, job.user_id, _finished_event(finished))
+            self.path_of(job.job_id).unlink(missing_ok=True)
+
+    async def _import(self, job: ImportJob, counts: JobCounts) -> bool:
+        loop = asyncio.get_running_loop()
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as worker,
+            contextlib.ExitStack() as stack,
+        ):
+            raw = stack.enter_context(self.path_of(job.job_id).open("rb"))
+            reader = CountingReader(raw)
+            items = await loop.run_in_executor(worker, self._open_items, job, reader, stack)
+            known_sources: set[str] = set()
+            data_range: list[datetime | None] = [None, None]
+            while True:
+                batch = await loop.run_in_executor(worker, _take, items, reader, self._batch_size)
+                await self._write(job, batch.items, counts, known_sources, data_range)
+                async with self._db.transaction(user_id=job.user_id) as conn:
+                    cancel = await self._jobs.progress(
+                        conn,
+                        job,
+                        bytes_read=batch.bytes_read,
+                        counts=counts,
+                        data_range=(data_range[0], data_range[1]),
+                    )
+                if batch.failure is not None:
+                    raise batch.failure
+                if cancel:
+                    return True
+                if batch.done:
+                    return False
+
+    def _open_items(
+        self, job: ImportJob, reader: CountingReader, stack: contextlib.ExitStack
+    ) -> Iterator[ImportItem]:
+        fixed = SourceHint(job.source_id, "", 0, "") if job.source_id else None
+        if job.format == archive.APPLE_ZIP:
+            try:
+                zipped = stack.enter_context(zipfile.ZipFile(reader))  # type: ignore[arg-type]
+                entry = archive.open_export(zipped)
+            except zipfile.BadZipFile as error:
+                raise ImportFailure(
+                    "FILE_TRUNCATED", f"the zip archive is truncated or damaged ({error})"
+                ) from error
+            base = entry.filename.rsplit("/", 1)[0] + "/" if "/" in entry.filename else ""
+
+            def open_route(path: str) -> IO[bytes]:
+                return zipped.open(base + path.lstrip("/"))
+
+            stream = archive.BoundedEntry(stack.enter_context(zipped.open(entry)), entry.file_size)
+            return _zip_errors(AppleHealthParser(fixed_source=fixed, route_opener=open_route).items(stream))  # type: ignore[arg-type]
+        if job.format == archive.APPLE_XML:
+            return AppleHealthParser(fixed_source=fixed, route_opener=None).items(reader)  # type: ignore[arg-type]
+        if job.format == archive.GARMIN_FIT:
+            return FitParser(fixed_source=fixed).items(reader)  # type: ignore[arg-type]
+        if job.format == archive.CSV:
+            return parse_csv(reader, source=fixed or SourceHint("csv-import", "CSV import", CSV_PLATFORM, ""))  # type: ignore[arg-type]
+        if job.format == archive.JSON:
+            return self._json_items(
+                reader, job.user_id, fixed or SourceHint("json-import", "JSON import", 14, "")
+            )  # type: ignore[arg-type]
+        raise ImportFailure("UNSUPPORTED_FORMAT", f"format {job.format} cannot be imported")
+
+    async def _write(
+        self,
+        job: ImportJob,
+        items: list[ImportItem],
+        counts: JobCounts,
+        known_sources: set[str],
+        data_range: list[datetime | None],
+    ) -> None:
+        hints = {item.source.source_id: item.source for item in items if item.source and item.source.platform}
+        new_hints = [hint for source_id, hint in hints.items() if source_id not in known_sources]
+        prepared = _prepare(items)
+        if new_hints:
+            async with self._db.transaction(user_id=job.user_id) as conn:
+                for hint in new_hints:
+                    await self._sources.ensure_source(
+                        conn, job.user_id, hint.source_id, hint.display_name, hint.platform, hint.app_id
+                    )
+            known_sources.update(hint.source_id for hint in new_hints)
+        await self._samples.ensure_partitions(prepared.rows)
+        async with self._db.transaction(user_id=job.user_id) as conn:
+            result = await self._samples.write(conn, job.user_id, prepared.rows, import_job_id=job.job_id)
+            new_records = await self._records.write_many(
+                conn, job.user_id, prepared.records, import_job_id=job.job_id
+            )
+            await events.samples_ingested(conn, job.user_id, result.series, import_job=job.name)
+        for series in result.series:
+            data_range[0] = min(filter(None, (data_range[0], series.first_start)))
+            data_range[1] = max(filter(None, (data_range[1], series.last_end)))
+        new_items = {
+            prepared.row_owner[i] for i, row in enumerate(prepared.rows) if row.sample_uid in result.new_uids
+        }
+        new_items |= {
+            prepared.record_owner[i] for i, r in enumerate(prepared.records) if r.record_id in new_records
+        }
+        stored_items = set(prepared.row_owner) | set(prepared.record_owner)
+        for index, item in enumerate(items):
+            for tally in (counts.total, counts.for_type(item.record_type)):
+                tally.received += item.weight
+                rejection = item.rejection or prepared.first_rejection.get(index)
+                if index in stored_items:
+                    tally.stored(new=item.weight if index in new_items else 0, written=item.weight)
+                elif rejection is not None:
+                    tally.reject(rejection, item.weight)
+                else:
+                    tally.reject(
+                        Rejection("EMPTY_RECORD", "the record carries nothing to store", item.location),
+                        item.weight,
+                    )
+
+
+def _prepare(items: list[ImportItem]) -> _Prepared:
+    prepared = _Prepared()
+    now = datetime.now(UTC)
+    for index, item in enumerate(items):
+        if item.rejection is not None:
+            continue
+        for draft in item.samples:
+            problems = contract_violations(draft, item.location)
+            if problems:
+                first = problems[0]
+                prepared.first_rejection.setdefault(
+                    index, Rejection("INVALID_RECORD", f"{first.field}: {first.description}", item.location)
+                )
+                continue
+            metric = metric_by_number(draft.metric)
+            assert metric is not None
+            outcome = canonical_row(draft, metric, now=now)
+            if isinstance(outcome, Rejection):
+                prepared.first_rejection.setdefault(
+                    index, Rejection(outcome.reason, outcome.message, item.location)
+                )
+            else:
+                prepared.rows.append(outcome)
+                prepared.row_owner.append(index)
+        for record in item.records:
+            prepared.records.append(record)
+            prepared.record_owner.append(index)
+    return prepared
+
+
+def _zip_errors(items: Iterator[ImportItem]) -> Iterator[ImportItem]:
+    try:
+        yield from items
+    except zipfile.BadZipFile as error:
+        raise ImportFailure("FILE_CORRUPT", f"the zip archive is damaged ({error})") from error
+    except (zlib.error, EOFError) as error:
+        raise ImportFailure(
+            "FILE_TRUNCATED", f"the zip archive ends early or is damaged ({error})"
+        ) from error
+
+
+def _ts(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _finished_event(job: ImportJob) -> events_pb2.ImportJobFinished:
+    total: WriteTally = job.counts.total
+    message = events_pb2.ImportJobFinished(
+        user=f"users/{job.user_id}",
+        import_job=job.name,
+        state=int(job.state),  # type: ignore[arg-type]
+        counts=common_pb2.WriteCounts(
+            received_count=total.received,
+            new_count=total.new,
+            duplicate_count=total.duplicate,
+            rejected_count=total.rejected,
+        ),
+        occur_time=_ts(datetime.now(UTC)),
+    )
+    if job.data_start_time is not None:
+        message.data_start_time.CopyFrom(_ts(job.data_start_time))
+    if job.data_end_time is not None:
+        message.data_end_time.CopyFrom(_ts(job.data_end_time))
+    return message
