@@ -161,3 +161,15 @@ async def identity(db: Database, admin_database_url: str, redis_url: str) -> Asy
     """Identity in-process with every other service's address unset."""
     async with running_identity(db, identity_settings(admin_database_url, redis_url)) as running:
         yield running
+
+
+@pytest.fixture
+def identity_with(
+    db: Database, admin_database_url: str, redis_url: str
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Identity]]:
+    """Start identity with settings overridden (for example another service's address)."""
+
+    def start(**overrides: Any) -> contextlib.AbstractAsyncContextManager[Identity]:
+        return running_identity(db, identity_settings(admin_database_url, redis_url, **overrides))
+
+    return start
