@@ -251,7 +251,9 @@ class ParsePipeline:
     async def _match(self, user_id: uuid.UUID, report: LabReport) -> list[list[BiomarkerCandidate]]:
         if self._biomarkers is None or not report.rows:
             return [[] for _ in report.rows]
-        queries = [BiomarkerQuery(label=row.printed_name, unit=row.unit_text) for row in report.rows]
+        queries = [
+            BiomarkerQuery(label=row.printed_name, unit=row.unit or row.unit_text) for row in report.rows
+        ]
         return await self._biomarkers.match(user_id, queries)
 
     async def _finish(self, document: Document, report: LabReport, ocr_used: bool) -> None:

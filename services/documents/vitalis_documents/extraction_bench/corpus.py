@@ -163,17 +163,24 @@ def _table(
     return y
 
 
-def generate_report(layout: str, seed: int, *, renamed: Sequence[str] = ()) -> GeneratedReport:
+def generate_report(
+    layout: str, seed: int, *, renamed: Sequence[str] = (), analytes: Sequence[str] = ()
+) -> GeneratedReport:
     """One report in ``layout``; the same seed gives the same report.
 
-    ``renamed`` replaces the printed names of the first results (to print analytes no dictionary knows).
+    ``analytes`` (English names) chooses the results instead of a random sample; ``renamed`` replaces
+    the printed names of the first results (to print analytes no dictionary knows).
     """
     rng = random.Random(f"{layout}:{seed}")
     collected = date(2024, 1, 1) + timedelta(days=rng.randrange(700))
     german = layout == "european"
     count = {"multi_page": 22, "two_column": 16}.get(layout, rng.randrange(8, 14))
-    analytes = rng.sample(ANALYTES, min(count, len(ANALYTES)))
-    rows = [_printed(a, rng, si=german, comma=german, german=german) for a in analytes]
+    chosen = (
+        [a for a in ANALYTES if a.english in set(analytes)]
+        if analytes
+        else rng.sample(ANALYTES, min(count, len(ANALYTES)))
+    )
+    rows = [_printed(a, rng, si=german, comma=german, german=german) for a in chosen]
     rows = [replace(row, name=name) for row, name in zip(rows, renamed, strict=False)] + rows[len(renamed) :]
     report = GeneratedReport(f"{layout}-{seed:03d}", layout, b"", collected)
     writer = _Writer()
