@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b1_ingest, b3_reads, b4_overhead, b5_upload
+from bench import b1_ingest, b2_import, b3_reads, b4_overhead, b5_upload
 from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
 from bench.runner import Log, Settings
 from bench.snapshot import describe_source, export_commit, python_path
@@ -31,6 +31,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ("B3", b3_reads.run, b3_reads.TARGETS),
     ("B5", b5_upload.run, b5_upload.TARGETS),
     ("B1", b1_ingest.run, b1_ingest.TARGETS),
+    ("B2", b2_import.run, b2_import.TARGETS),
 )
 
 

@@ -33,7 +33,7 @@ TARGETS = (
         bound=Bound.AT_MOST,
         value=1.0,
         fixed_reference=(float(max(SIZES_MB)), f"a {max(SIZES_MB)} MB file"),
-        why_missed="the server holds more than one file's bytes in memory",
+        why_missed="documents grew by more than a whole file while uploading",
     ),
 )
 

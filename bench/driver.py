@@ -16,17 +16,26 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
+from lxml import etree
 
 from bench.processes import cpu_seconds
 from vitalis.documents.v1 import document_service_pb2, document_service_pb2_grpc
-from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2, sample_service_pb2_grpc
+from vitalis.ingestion.v1 import (
+    import_job_pb2,
+    import_service_pb2,
+    import_service_pb2_grpc,
+    sample_pb2,
+    sample_service_pb2,
+    sample_service_pb2_grpc,
+)
 
 MAX_LATENCIES = 20_000
 HEART_RATE = 1
@@ -285,14 +294,89 @@ async def _sha256(spec: dict[str, Any]) -> tuple[Call, Close]:
     buffer = os.urandom(max(spec["sizes_mb"]) * MIB)
 
     async def call(n: int) -> float:
-        content = file_bytes(buffer, n, spec["sizes_mb"])
-        hashlib.sha256(content).hexdigest()
-        return len(content) / MIB
+        size = spec["sizes_mb"][n % len(spec["sizes_mb"])] * MIB
+        head = PNG_MAGIC + n.to_bytes(8, "big") + uuid.uuid4().bytes
+        digest = hashlib.sha256(head)
+        digest.update(memoryview(buffer)[: size - len(head)])
+        digest.hexdigest()
+        return size / MIB
 
     async def close() -> None:
         return None
 
     return call, close
+
+
+async def _iterparse(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B2's parse floor: lxml ``iterparse`` over the export, clearing each record, nothing else."""
+    deadline = time.perf_counter() + spec["duration"]
+
+    async def call(_: int) -> float:
+        parsed = 0
+        for _event, element in etree.iterparse(spec["path"], events=("end",), tag="Record"):
+            parsed += 1
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del element.getparent()[0]
+            if parsed % 10_000 == 0 and time.perf_counter() > deadline:
+                break
+        return float(parsed)
+
+    async def close() -> None:
+        return None
+
+    return call, close
+
+
+def import_messages(spec: dict[str, Any], path: Path) -> Iterator[import_service_pb2.StreamImportFileRequest]:
+    """The metadata, then the file in chunks just under the 4 MiB a message may carry."""
+    yield import_service_pb2.StreamImportFileRequest(
+        parent=spec["parent"],
+        metadata=import_service_pb2.ImportFileMetadata(
+            format=import_job_pb2.IMPORT_FORMAT_APPLE_HEALTH_XML,
+            source=spec["source"],
+            file_name=path.name,
+            size_bytes=path.stat().st_size,
+        ),
+    )
+    with path.open("rb") as file:
+        while chunk := file.read(4 * MIB - 1024):
+            yield import_service_pb2.StreamImportFileRequest(parent=spec["parent"], chunk=chunk)
+
+
+async def _import_file(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B2's arm: stream the export to ImportService, then watch the job until it finishes."""
+    channel = grpc.aio.insecure_channel(spec["target"])
+    stub = import_service_pb2_grpc.ImportServiceStub(channel)
+    metadata = tuple((k, v) for k, v in spec.get("metadata", []))
+    path = Path(spec["path"])
+
+    async def call(_: int) -> float:
+        job = await stub.StreamImportFile(
+            import_messages(spec, path), metadata=metadata, timeout=spec["duration"]
+        )
+        terminal = {
+            import_job_pb2.IMPORT_JOB_STATE_SUCCEEDED,
+            import_job_pb2.IMPORT_JOB_STATE_FAILED,
+            import_job_pb2.IMPORT_JOB_STATE_CANCELLED,
+        }
+        if job.state not in terminal:
+            watch = stub.WatchImportJob(
+                import_service_pb2.WatchImportJobRequest(name=job.name),
+                metadata=metadata,
+                timeout=spec["duration"],
+            )
+            async for update in watch:
+                job = update
+                if job.state in terminal:
+                    break
+        if job.state != import_job_pb2.IMPORT_JOB_STATE_SUCCEEDED:
+            raise RuntimeError(
+                f"import ended {import_job_pb2.ImportJobState.Name(job.state)}: {job.error.message}"
+            )
+        return float(job.counts.new_count)
+
+    return call, channel.close
 
 
 WORKLOADS = {
@@ -303,6 +387,8 @@ WORKLOADS = {
     "copy_samples": _copy_samples,
     "documents_upload": _documents_upload,
     "sha256": _sha256,
+    "iterparse": _iterparse,
+    "import_file": _import_file,
 }
 
 

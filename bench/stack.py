@@ -99,6 +99,8 @@ class Stack:
     platform: Platform
     exempt_gateway_url: str
     exempt_envoy: ChildProcess
+    work_dir: Path
+    """Scratch space removed when the benchmarks end (generated exports live here)."""
 
     def target(self, service: str) -> str:
         """``host:port`` of a service's gRPC server."""
@@ -191,6 +193,7 @@ async def running_stack(servers: TestServers, work_dir: Path) -> AsyncIterator[S
                     platform=platform,
                     exempt_gateway_url=f"http://{LOOPBACK}:{exempt_port}",
                     exempt_envoy=envoy,
+                    work_dir=work_dir,
                 )
             finally:
                 await envoy.stop(grace=5)
