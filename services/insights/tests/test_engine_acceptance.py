@@ -133,11 +133,13 @@ def ldl_panel(user_id: uuid.UUID) -> biomarker_events.PanelCreated:
     event = biomarker_events.PanelCreated(
         user=f"users/{user_id}",
         panel=panel,
-        biomarkers=["biomarkers/ldl-cholesterol", "biomarkers/hdl-cholesterol"],
+        biomarkers=["biomarkers/ldl-cholesterol-direct", "biomarkers/hdl-cholesterol"],
         provenance=panel_pb2.PROVENANCE_KIND_MANUAL,
     )
     event.flagged_markers.add(
-        marker=f"{panel}/markers/ldl", biomarker="biomarkers/ldl-cholesterol", flag=panel_pb2.MARKER_FLAG_HIGH
+        marker=f"{panel}/markers/ldl",
+        biomarker="biomarkers/ldl-cholesterol-direct",
+        flag=panel_pb2.MARKER_FLAG_HIGH,
     )
     event.collection_time.FromDatetime(datetime(2025, 3, 3, 8, 0, tzinfo=UTC))
     event.occur_time.FromDatetime(datetime.now(UTC))

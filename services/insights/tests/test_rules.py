@@ -71,29 +71,29 @@ def test_sleep_debt_needs_a_real_shortfall() -> None:
 
 
 def test_reference_change_value_of_ldl() -> None:
-    assert reference_change_value("biomarkers/ldl-cholesterol") == pytest.approx(
+    assert reference_change_value("biomarkers/ldl-cholesterol-direct") == pytest.approx(
         1.96 * 2**0.5 * (2.1**2 + 7.8**2) ** 0.5
     )
     assert reference_change_value("biomarkers/unknown") is None
     before = SeriesValue(
-        "biomarker:biomarkers/ldl-cholesterol", START, 130, "mg/dL", "users/u/panels/a/markers/1"
+        "biomarker:biomarkers/ldl-cholesterol-direct", START, 130, "mg/dL", "users/u/panels/a/markers/1"
     )
     small = SeriesValue(
-        "biomarker:biomarkers/ldl-cholesterol",
+        "biomarker:biomarkers/ldl-cholesterol-direct",
         START + timedelta(days=90),
         140,
         "mg/dL",
         "users/u/panels/b/markers/1",
     )
     large = SeriesValue(
-        "biomarker:biomarkers/ldl-cholesterol",
+        "biomarker:biomarkers/ldl-cholesterol-direct",
         START + timedelta(days=90),
         170,
         "mg/dL",
         "users/u/panels/b/markers/1",
     )
-    assert significant_change("biomarkers/ldl-cholesterol", before, small) is None
-    found = significant_change("biomarkers/ldl-cholesterol", before, large)
+    assert significant_change("biomarkers/ldl-cholesterol-direct", before, small) is None
+    found = significant_change("biomarkers/ldl-cholesterol-direct", before, large)
     assert found is not None
     assert [item.resource for item in found.evidence] == [
         "users/u/panels/b/markers/1",
@@ -122,7 +122,9 @@ def test_flagged_markers_become_findings_with_the_panel_as_evidence() -> None:
         collection_time=START,
         flagged=[
             FlaggedMarker(
-                "users/u/panels/p/markers/ldl", "biomarkers/ldl-cholesterol", panel_pb2.MARKER_FLAG_HIGH
+                "users/u/panels/p/markers/ldl",
+                "biomarkers/ldl-cholesterol-direct",
+                panel_pb2.MARKER_FLAG_HIGH,
             ),
             FlaggedMarker(
                 "users/u/panels/p/markers/k", "biomarkers/potassium", panel_pb2.MARKER_FLAG_CRITICAL_LOW
@@ -133,7 +135,7 @@ def test_flagged_markers_become_findings_with_the_panel_as_evidence() -> None:
     high, critical = findings
     assert (
         high.summary
-        == "Your ldl cholesterol was 162 mg/dL on 2025-01-01, above the reference range (< 116 mg/dL)."
+        == "Your ldl cholesterol direct was 162 mg/dL on 2025-01-01, above the reference range (< 116 mg/dL)."
     )
     assert high.evidence[0].resource == "users/u/panels/p"
     assert critical.rule.id == "biomarker-critical"

@@ -200,14 +200,17 @@ NIGHT_RULES: Final = {
 MIN_SPREAD: Final = {RESTING_HEART_RATE: 1.0, HRV_RMSSD: 3.0, TOTAL_SLEEP_TIME: 20.0}
 # Analytical and within-subject coefficients of variation (%), EFLM biological variation database.
 BIOLOGICAL_VARIATION: Final = {
-    "biomarkers/ldl-cholesterol": (2.1, 7.8),
+    "biomarkers/ldl-cholesterol-direct": (2.1, 7.8),
+    "biomarkers/ldl-cholesterol-calculated": (2.1, 7.8),
     "biomarkers/hdl-cholesterol": (1.9, 5.6),
-    "biomarkers/total-cholesterol": (1.6, 5.3),
+    "biomarkers/cholesterol-total": (1.6, 5.3),
     "biomarkers/triglycerides": (2.6, 19.9),
     "biomarkers/glucose": (1.9, 5.0),
-    "biomarkers/hba1c": (1.5, 1.6),
+    "biomarkers/hemoglobin-a1c": (1.5, 1.6),
     "biomarkers/creatinine": (2.5, 4.4),
-    "biomarkers/crp": (4.2, 34.1),
+    "biomarkers/c-reactive-protein-high-sensitivity": (4.2, 34.1),
+    "biomarkers/ferritin": (3.1, 9.9),
+    "biomarkers/thyroid-stimulating-hormone": (2.5, 17.7),
 }
 
 

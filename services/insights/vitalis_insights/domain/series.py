@@ -1,7 +1,7 @@
 """Series keys: one stable text name per series a rule, goal or analysis reads.
 
 ``metric:resting-heart-rate``, ``metric:heart-rate-variability:rmssd``, ``sleep:total-sleep-time``,
-``biomarker:biomarkers/ldl-cholesterol``, ``score:scoreFormulas/phenoage``.
+``biomarker:biomarkers/ldl-cholesterol-direct``, ``score:scoreFormulas/phenoage``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def series_key(series: common_pb2.Series, *, field: str = "series") -> str:
     if which == "biomarker":
         if not series.biomarker.startswith("biomarkers/") or series.biomarker.count("/") != 1:
             raise InvalidArgument.for_field(
-                f"{field}.biomarker", "must be a name like biomarkers/ldl-cholesterol"
+                f"{field}.biomarker", "must be a name like biomarkers/ldl-cholesterol-direct"
             )
         return f"biomarker:{series.biomarker}"
     if which == "sleep_measure":
