@@ -181,7 +181,7 @@ class ScoreServicer(score_service_pb2_grpc.ScoreServiceServicer):
 
     async def EvaluateScoreFormula(
         self, request: score_service_pb2.EvaluateScoreFormulaRequest, context: Context
-    ) -> score_pb2.ScoreEvaluation:
+    ) -> score_service_pb2.ScoreEvaluation:
         """The formula on given values, storing nothing."""
         choice = choose_formula(request.name, request.formula_version, request.coefficient_set, field="name")
         inputs: dict[str, InputValue] = {}
@@ -200,7 +200,7 @@ class ScoreServicer(score_service_pb2_grpc.ScoreServiceServicer):
         except ValueError:
             raise InvalidArgument.for_field("sex", f"unknown value {request.sex}") from None
         evaluation = self._evaluate(choice, inputs, sex)
-        return score_pb2.ScoreEvaluation(
+        return score_service_pb2.ScoreEvaluation(
             formula=choice.formula.name,
             formula_version=choice.version.version,
             coefficient_set=choice.coefficients.id,
