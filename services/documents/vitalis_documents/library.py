@@ -14,7 +14,7 @@ import asyncpg
 from google.protobuf.message import Message
 
 from vitalis_documents import events
-from vitalis_documents.domain.filtering import parse_filter
+from vitalis_documents.domain.filtering import enum_converter, parse_filter
 from vitalis_documents.domain.model import (
     PARSEABLE_CONTENT_TYPES,
     Document,
@@ -313,8 +313,8 @@ class DocumentLibrary:
         comparisons = parse_filter(
             query.filter,
             {
-                "kind": lambda v: int(DocumentKind[v.removeprefix("DOCUMENT_KIND_")]),
-                "parse_state": lambda v: int(ParseState[v.removeprefix("PARSE_STATE_")]),
+                "kind": enum_converter({k.name: k.value for k in DocumentKind}, "DOCUMENT_KIND_"),
+                "parse_state": enum_converter({s.name: s.value for s in ParseState}, "PARSE_STATE_"),
                 "content_type": str,
                 "collection_date": date.fromisoformat,
                 "create_time": datetime.fromisoformat,

@@ -22,7 +22,7 @@ from vitalis_documents.api.convert import (
 )
 from vitalis_documents.api.documents import request_uuid
 from vitalis_documents.api.names import parse_document, parse_marker, require_owner, require_reader
-from vitalis_documents.domain.filtering import parse_filter
+from vitalis_documents.domain.filtering import enum_converter, parse_filter
 from vitalis_documents.domain.model import ReviewState
 from vitalis_documents.review import CORRECTABLE, MarkerReview, ReviewDesk
 from vitalis_documents.store import Condition
@@ -85,7 +85,7 @@ class ExtractionServicer(extraction_service_pb2_grpc.ExtractionServiceServicer):
         comparisons = parse_filter(
             request.filter,
             {
-                "review_state": lambda v: int(ReviewState[v.removeprefix("REVIEW_STATE_")]),
+                "review_state": enum_converter({r.name: r.value for r in ReviewState}, "REVIEW_STATE_"),
                 "biomarker": str,
                 "page": int,
                 "confidence.overall": float,

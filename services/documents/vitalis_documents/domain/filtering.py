@@ -29,6 +29,17 @@ class Comparison:
 Converter = Callable[[str], Any]
 
 
+def enum_converter(values: Mapping[str, int], prefix: str) -> Converter:
+    """Read an enum value by its contract name (``PREFIX_NAME``), its short name or its number."""
+
+    def convert(text: str) -> int:
+        if text.isdigit() and int(text) in values.values():
+            return int(text)
+        return values[text.removeprefix(prefix)]
+
+    return convert
+
+
 def parse_filter(text: str, fields: Mapping[str, Converter], *, ordered: frozenset[str]) -> list[Comparison]:
     """Parse ``a = X AND b < Y``; ``fields`` maps each filterable field to its value converter.
 
