@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import psutil
@@ -11,12 +12,22 @@ Pids = Mapping[str, list[int]]
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of one process; ``None`` when it is gone."""
+    """User + system CPU seconds of one process and of its children, those running and those reaped.
+
+    ``None`` when the process is gone. Work a service hands to a child process (a parser, an
+    import worker) is the service's work.
+    """
     try:
-        times = psutil.Process(pid).cpu_times()
+        process = psutil.Process(pid)
+        times = process.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
-    return float(times.user + times.system)
+    return float(total)
 
 
 def rss_mb(pid: int) -> float | None:

@@ -201,7 +201,9 @@ async def measure_arms(
             log(f"  {name}: not measurable: {error}")
             continue
         measurements[name].append(measurement)
-        log(f"  [{repetition + 1}] {name}: {measurement.rate:,.1f} {live[name].unit}/s")
+        busiest = sorted(measurement.cpu_seconds.items(), key=lambda item: -item[1])[:3]
+        cpu = ", ".join(f"{label} {seconds:.2f}" for label, seconds in busiest)
+        log(f"  [{repetition + 1}] {name}: {measurement.rate:,.1f} {live[name].unit}/s (CPU s: {cpu})")
     for name, arm in live.items():
         if name not in outcomes:
             outcomes[name] = summarize(name, arm.unit, measurements[name])
