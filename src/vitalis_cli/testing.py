@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -10,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message as ProtoMessage
 
+import vitalis
 from vitalis_cli.local_secrets import generate_secrets
 from vitalis_cli.platform import Platform, PlatformConfig
 from vitalis_cli.ports import PortPlan
@@ -79,3 +83,18 @@ async def sign_up(gateway: httpx.AsyncClient) -> SignedUpUser:
     body = response.json()
     user_id = body["user"]["name"].removeprefix("users/")
     return SignedUpUser(user_id=user_id, email=email, access_token=body["tokens"]["accessToken"])
+
+
+def import_generated_modules() -> None:
+    """Import every generated ``*_pb2`` module, so the default pool knows every contract message."""
+    for root in map(Path, vitalis.__path__):
+        for module in sorted(root.rglob("*_pb2.py")):
+            relative = module.relative_to(root.parent).with_suffix("")
+            importlib.import_module(".".join(relative.parts))
+
+
+def message_class(full_name: str) -> type[ProtoMessage]:
+    """The message class of a fully qualified protobuf type name."""
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    cls: type[ProtoMessage] = message_factory.GetMessageClass(descriptor)
+    return cls

@@ -1,4 +1,4 @@
-"""Tenant isolation (BOLA): user A using user B's resource names learns nothing and changes nothing.
+"""Tenant isolation (BOLA) and mass assignment, over every resource the contracts expose.
 
 The attack matrix is generated from the descriptor set: every public method whose HTTP binding takes
 a resource name (``name``, ``parent`` or ``<resource>.name``) is called by A with each of B's
@@ -12,9 +12,7 @@ resource is covered without touching this file.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import pkgutil
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,15 +24,14 @@ import grpc
 import grpc.aio
 import httpx
 import pytest
-from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 
-import vitalis
 from vitalis_cli.demo_fixtures import default_fixtures_root
 from vitalis_cli.demo_loaders import DEMO_KINDS, SeedContext
 from vitalis_cli.platform import Platform
 from vitalis_cli.project import find_project_root
-from vitalis_cli.testing import SignedUpUser, sign_up
+from vitalis_cli.testing import SignedUpUser, import_generated_modules, message_class, sign_up
 from vitalis_gateway.api import ApiSurface, Method, load_api_surface
 from vitalis_runtime.catalog import SERVICES
 
@@ -92,18 +89,6 @@ def targets(surface: ApiSurface) -> list[Target]:
             )
     # Destructive methods run last, so that every other method meets B's resources intact.
     return sorted(found, key=lambda t: (t.method.name.startswith(DESTRUCTIVE), t.method.full_name))
-
-
-def _import_generated_modules() -> None:
-    for module in pkgutil.walk_packages(vitalis.__path__, prefix="vitalis."):
-        if module.name.endswith("_pb2"):
-            importlib.import_module(module.name)
-
-
-def message_class(full_name: str) -> type[ProtoMessage]:
-    descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
-    cls: type[ProtoMessage] = message_factory.GetMessageClass(descriptor)
-    return cls
 
 
 def request_for(target: Target, name: str) -> ProtoMessage:
@@ -232,7 +217,7 @@ async def seed(platform: Platform, owner: SignedUpUser, channels: dict[str, grpc
 async def test_no_user_reaches_another_users_resources(
     platform: Platform, gateway: httpx.AsyncClient, figure: Callable[[str, object, str, bool], None]
 ) -> None:
-    _import_generated_modules()
+    import_generated_modules()
     surface = load_api_surface(find_project_root(Path.cwd()) / "gen" / "descriptors" / "vitalis.binpb")
     matrix = targets(surface)
     victim = await sign_up(gateway)
@@ -276,3 +261,100 @@ async def test_no_user_reaches_another_users_resources(
     assert failures == []
     assert len(names) >= 3
     assert still_there == names
+
+
+FORGED_TEXT = "forged-by-client"
+FORGED_SECONDS = 978_307_200  # 2001-01-01T00:00:00Z
+
+
+def forge_output_only_fields(resource: ProtoMessage, surface: ApiSurface) -> list[str]:
+    """Set every top-level output-only field of ``resource`` to a forged value; return their paths."""
+    forged: list[str] = []
+    described = surface.message(resource.DESCRIPTOR.full_name)
+    for field in resource.DESCRIPTOR.fields:
+        if "OUTPUT_ONLY" not in described.field_named(field.name).behaviors or field.name == "name":
+            continue
+        if field.label == field.LABEL_REPEATED:
+            continue
+        if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
+            getattr(resource, field.name).seconds = FORGED_SECONDS
+        elif field.type == field.TYPE_STRING:
+            setattr(resource, field.name, FORGED_TEXT)
+        elif field.type == field.TYPE_ENUM:
+            values = [v.number for v in field.enum_type.values if v.number != getattr(resource, field.name)]
+            if not values:
+                continue
+            setattr(resource, field.name, values[-1])
+        elif field.type == field.TYPE_BOOL:
+            setattr(resource, field.name, not getattr(resource, field.name))
+        elif field.type in (field.TYPE_INT32, field.TYPE_INT64, field.TYPE_DOUBLE, field.TYPE_FLOAT):
+            setattr(resource, field.name, 987_654)
+        else:
+            continue
+        forged.append(field.name)
+    return forged
+
+
+async def test_server_owned_fields_sent_by_a_client_are_never_stored(
+    platform: Platform, gateway: httpx.AsyncClient, figure: Callable[[str, object, str, bool], None]
+) -> None:
+    import_generated_modules()
+    surface = load_api_surface(find_project_root(Path.cwd()) / "gen" / "descriptors" / "vitalis.binpb")
+    matrix = targets(surface)
+    owner = await sign_up(gateway)
+    channels = {spec.name: grpc.aio.insecure_channel(platform.service_target(spec.name)) for spec in SERVICES}
+    attempts = stored = 0
+    problems: list[str] = []
+    try:
+        await seed(platform, owner, channels)
+        names = await discover(channels, matrix, owner)
+        getters = [t for t in matrix if t.method.name.startswith("Get") and t.field_path == "name"]
+        updaters = [
+            t for t in matrix if t.method.name.startswith("Update") and t.field_path.endswith(".name")
+        ]
+        for name in names:
+            getter = next(
+                (t for t in getters if t.pattern.match(name) and not t.method.server_streaming), None
+            )
+            if getter is None:
+                continue
+            channel = channels[getter.method.service.split(".")[1]]
+            get = channel.unary_unary(
+                getter.method.grpc_path,
+                message_class(getter.method.input_type).SerializeToString,
+                message_class(getter.method.output_type).FromString,
+            )
+            for updater in (t for t in updaters if t.pattern.match(name)):
+                before = await get(request_for(getter, name), metadata=owner.metadata, timeout=15)
+                resource_field = updater.field_path.split(".")[0]
+                request = message_class(updater.method.input_type)()
+                resource = getattr(request, resource_field)
+                resource.CopyFrom(before)
+                forged = forge_output_only_fields(resource, surface)
+                if not forged:
+                    continue
+                if "update_mask" in request.DESCRIPTOR.fields_by_name:
+                    request.update_mask.paths.extend(forged)  # type: ignore[attr-defined]
+                update = channel.unary_unary(
+                    updater.method.grpc_path,
+                    type(request).SerializeToString,
+                    message_class(updater.method.output_type).FromString,
+                )
+                attempts += 1
+                try:
+                    await update(request, metadata=owner.metadata, timeout=15)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.ABORTED):
+                        problems.append(f"{updater.method.full_name} {name}: {error.code().name}")
+                    continue
+                after = await get(request_for(getter, name), metadata=owner.metadata, timeout=15)
+                for field in forged:
+                    if getattr(after, field) == getattr(resource, field):
+                        stored += 1
+                        problems.append(f"{updater.method.full_name} stored the client's {field}")
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    figure("forged server-owned fields stored / updates", f"{stored}/{attempts}", "0/n", stored == 0)
+    assert attempts > 0
+    assert problems == []
