@@ -132,6 +132,9 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         async with self._notifier.subscribe(user_id) as woken:
             async with self._db.transaction(user_id=user_id, readonly=True) as conn:
                 last = await self._start_position(conn, user_id, request.resume_token)
+            # Headers go out now, so a client (and the gateway) knows the watch is open before
+            # the first change or heartbeat.
+            await context.send_initial_metadata(())
             while True:
                 async with self._db.transaction(user_id=user_id, readonly=True) as conn:
                     woken.clear()

@@ -1,0 +1,112 @@
+"""Insights through a real Envoy: a panel written to biomarkers becomes an insight on an open watch.
+
+The whole chain runs: biomarkers commits the panel and its PanelCreated event to its outbox, its
+relay publishes the event, the insights engine consumes it, reads the marker values through
+biomarkers' contract with a service token, stores the insight, and the watch held open through the
+gateway (newline-delimited JSON) receives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from vitalis_cli.testing import SignedUpUser, sign_up
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+class Watch:
+    """A WatchInsights stream held open through the gateway, collecting its lines."""
+
+    def __init__(self, gateway: httpx.AsyncClient, user: SignedUpUser) -> None:
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.status = 0
+        self._opened = asyncio.Event()
+        self._task = asyncio.create_task(self._read(gateway, user))
+
+    async def _read(self, gateway: httpx.AsyncClient, user: SignedUpUser) -> None:
+        loop = asyncio.get_running_loop()
+        async with gateway.stream(
+            "GET", "/v1/users/me/insights:watch", headers=user.headers, timeout=httpx.Timeout(10.0, read=None)
+        ) as response:
+            self.status = response.status_code
+            self._opened.set()
+            async for line in response.aiter_lines():
+                if line.strip():
+                    self.messages.append((loop.time(), json.loads(line)))
+
+    async def opened(self) -> None:
+        """Wait until the response headers arrived."""
+        await asyncio.wait_for(self._opened.wait(), timeout=10)
+
+    def created(self) -> list[tuple[float, dict[str, Any]]]:
+        """The CREATED messages received so far."""
+        return [item for item in self.messages if item[1].get("eventType") == "WATCH_EVENT_TYPE_CREATED"]
+
+    async def close(self) -> None:
+        """Stop reading."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def test_an_out_of_range_ldl_panel_reaches_an_open_watch_through_the_gateway(
+    gateway: httpx.AsyncClient,
+) -> None:
+    user = await sign_up(gateway)
+    watch = Watch(gateway, user)
+    try:
+        await watch.opened()
+        assert watch.status == 200
+        await asyncio.sleep(0.5)
+        collected = datetime.now(UTC) - timedelta(days=2)
+        loop = asyncio.get_running_loop()
+        created = await gateway.post(
+            "/v1/users/me/panels",
+            headers=user.headers,
+            json={
+                "collectionTime": collected.isoformat().replace("+00:00", "Z"),
+                "markers": [
+                    {"biomarker": "biomarkers/ldl-cholesterol-direct", "value": 190, "reportedUnit": "mg/dL"},
+                    {"biomarker": "biomarkers/hdl-cholesterol", "value": 55, "reportedUnit": "mg/dL"},
+                ],
+            },
+        )
+        assert created.status_code == 200, created.text
+        written = loop.time()
+        panel = created.json()["name"]
+
+        for _ in range(100):
+            if watch.created():
+                break
+            await asyncio.sleep(0.05)
+        arrivals = watch.created()
+        assert len(arrivals) == 1, watch.messages
+        arrival, message = arrivals[0]
+        insight = message["insight"]
+        assert insight["rule"] == "rules/biomarker-out-of-range"
+        assert insight["evidence"][0]["resource"] == panel
+        assert insight["evidence"][1]["resource"].startswith(f"{panel}/markers/")
+        assert insight["observed"] == {"value": 190, "unit": "mg/dL"}
+        assert arrival - written < 1.0
+
+        listed = await gateway.get("/v1/users/me/insights", headers=user.headers)
+        assert listed.status_code == 200, listed.text
+        assert [item["name"] for item in listed.json()["insights"]] == [insight["name"]]
+        assert listed.json()["unreadCount"] == 1
+    finally:
+        await watch.close()
+
+
+async def test_another_users_insights_are_not_found_through_the_gateway(gateway: httpx.AsyncClient) -> None:
+    owner, stranger = await sign_up(gateway), await sign_up(gateway)
+    response = await gateway.get(f"/v1/{owner.name}/insights", headers=stranger.headers)
+    assert response.status_code == 404, response.text
+    rules = await gateway.get("/v1/rules", headers=stranger.headers)
+    assert rules.status_code == 200
+    assert any(rule["name"] == "rules/resting-heart-rate-anomaly" for rule in rules.json()["rules"])
