@@ -111,6 +111,10 @@ class ImportRunner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def run_now(self, job: ImportJob) -> None:
+        """Run ``job`` to its end in the caller's task (tools and benchmarks)."""
+        await self._run(job)
+
     async def close(self) -> None:
         """Stop running imports (they stay running in the database and are re-run by their next upload)."""
         for task in list(self._tasks):

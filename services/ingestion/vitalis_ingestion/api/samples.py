@@ -221,7 +221,7 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
         size = resolve_page_size(request.page_size, default=1000, maximum=10_000)
         fingerprint = {"op": "ListSamples", "user": str(user_id), "req": request_key(request)}
         cursor = self._tokens.decode(request.page_token, request=fingerprint)
-        after = (datetime.fromisoformat(cursor["t"]), uuid.UUID(cursor["u"])) if cursor else None
+        after = (datetime.fromisoformat(cursor["t"]), str(cursor["u"])) if cursor else None
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
             found = await self._store.list(
                 conn, user_id, series, descending=descending, after=after, limit=size + 1

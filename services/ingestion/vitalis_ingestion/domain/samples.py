@@ -21,7 +21,7 @@ MAX_METADATA_ENTRIES: Final = 20
 EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SampleDraft:
     """A sample as a writer sends it, before validation (value in ``unit``; ids are the short ids)."""
 
@@ -40,7 +40,7 @@ class SampleDraft:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SampleRow:
     """A valid sample in canonical form, as stored."""
 
@@ -55,7 +55,7 @@ class SampleRow:
     device_id: str | None
     correlation_key: str | None
     metadata: Mapping[str, str] | None
-    sample_uid: uuid.UUID
+    sample_uid: str
 
     @property
     def sample_id(self) -> str:
@@ -74,22 +74,21 @@ class Rejection:
 
 def natural_key_uid(
     source_id: str, metric: int, hrv_method: int, hrv_window_s: int, start: datetime, end: datetime
-) -> uuid.UUID:
-    """A UUID derived from a sample's natural key, the same for every write of that sample."""
+) -> str:
+    """A UUID (32 hex digits) derived from a sample's natural key, the same for every write of that sample."""
     key = f"{source_id}\x00{metric}\x00{hrv_method}\x00{hrv_window_s}\x00{_micros(start)}\x00{_micros(end)}"
-    return uuid.UUID(bytes=hashlib.sha256(key.encode()).digest()[:16])
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _micros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return round(moment.timestamp() * 1_000_000)
 
 
-def sample_id(metric: int, hrv_method: int, start: datetime, uid: uuid.UUID) -> str:
+def sample_id(metric: int, hrv_method: int, start: datetime, uid: str) -> str:
     """``{metric}-{method}-{start µs in hex}-{uid}``."""
     micros = _micros(start)
     sign = "n" if micros < 0 else ""
-    return f"{metric}-{hrv_method}-{sign}{abs(micros):x}-{uid.hex}"
+    return f"{metric}-{hrv_method}-{sign}{abs(micros):x}-{uid}"
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ class SampleIdParts:
     metric: int
     hrv_method: int
     start_time: datetime
-    uid: uuid.UUID
+    uid: str
 
 
 def parse_sample_id(text: str) -> SampleIdParts | None:
@@ -112,15 +111,29 @@ def parse_sample_id(text: str) -> SampleIdParts | None:
     try:
         micros = int(micros_text.removeprefix("n"), 16) * (-1 if negative else 1)
         start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-        return SampleIdParts(int(metric), int(method), start, uuid.UUID(hex=uid_text))
+        return SampleIdParts(int(metric), int(method), start, uuid.UUID(hex=uid_text).hex)
     except (ValueError, OverflowError):
         return None
 
 
 def contract_violations(draft: SampleDraft, where: str) -> list[FieldViolation]:
     """Ways ``draft`` breaks the contract (the whole batch then fails); empty when well-formed."""
-    problems: list[FieldViolation] = []
     metric = metric_by_number(draft.metric)
+    if (
+        metric is not None
+        and draft.source_id
+        and not metric.requires_hrv
+        and not draft.has_hrv
+        and (draft.end_time is None or draft.start_time <= draft.end_time <= draft.start_time + MAX_INTERVAL)
+        and draft.start_time >= EARLIEST_TIME
+        and (not draft.unit or draft.unit == metric.canonical_unit or draft.unit in metric.accepted_units)
+        and (draft.utc_offset_s is None or -MAX_OFFSET_SECONDS <= draft.utc_offset_s <= MAX_OFFSET_SECONDS)
+        and len(draft.correlation_key) <= 100
+        and len(draft.metadata) <= MAX_METADATA_ENTRIES
+        and not _metadata_violations(draft.metadata, where)
+    ):
+        return []
+    problems: list[FieldViolation] = []
     if not draft.source_id:
         problems.append(FieldViolation(f"{where}.source", "is required"))
     if metric is None:
@@ -159,6 +172,8 @@ def contract_violations(draft: SampleDraft, where: str) -> list[FieldViolation]:
 
 
 def _metadata_violations(metadata: Mapping[str, str], where: str) -> list[FieldViolation]:
+    if not metadata:
+        return []
     if len(metadata) > MAX_METADATA_ENTRIES:
         return [FieldViolation(where, "may have at most 20 entries")]
     if any(len(key) > 100 or len(value) > 500 for key, value in metadata.items()):

@@ -114,12 +114,11 @@ RouteOpener = Callable[[str], IO[bytes]]
 
 def parse_time(text: str | None) -> tuple[datetime, int]:
     """``2018-09-10 02:28:55 -0700`` as an aware datetime and its UTC offset in seconds."""
-    if not text or len(text) < 25:
+    if not text or len(text) != 25 or text[19] != " ":
         raise ValueError(f"{text!r} is not an Apple Health date")
     moment = datetime.fromisoformat(text[:19] + text[20:])
-    offset = moment.utcoffset()
-    assert offset is not None
-    return moment, int(offset.total_seconds())
+    offset = (int(text[21:23]) * 3600 + int(text[23:25]) * 60) * (-1 if text[20] == "-" else 1)
+    return moment, offset
 
 
 def _metadata(element: Any) -> dict[str, str]:
@@ -194,9 +193,12 @@ class AppleHealthParser:
         self._sleep = _SleepGrouper()
 
     def _source(self, element: Any) -> SourceHint:
+        return self._source_named(element.get("sourceName"))
+
+    def _source_named(self, name: str | None) -> SourceHint:
         if self._fixed is not None:
             return self._fixed
-        name = element.get("sourceName") or "Apple Health"
+        name = name or "Apple Health"
         hint = self._sources.get(name)
         if hint is None:
             hint = self._sources[name] = hinted_source("apple-health", name, APPLE_HEALTH_PLATFORM)
@@ -204,7 +206,7 @@ class AppleHealthParser:
 
     def items(self, stream: IO[bytes]) -> Iterator[ImportItem]:
         """Every record of the file, in file order (sleep sessions when they close)."""
-        context = etree.iterparse(
+        context = etree.iterparse(  # noqa: S320 - entities are neither loaded nor resolved
             stream,
             events=("end",),
             resolve_entities=False,
@@ -215,12 +217,12 @@ class AppleHealthParser:
             remove_pis=True,
         )
         number = 0
-        checked = False
+        root: Any = None
         try:
             for _, element in context:
-                if not checked:
+                if root is None:
                     _refuse_entities(element)
-                    checked = True
+                    root = element.getroottree().getroot()
                 parent = element.getparent()
                 if parent is None:
                     if element.tag != "HealthData":
@@ -264,26 +266,30 @@ class AppleHealthParser:
             yield rejected(element.get("type") or tag, location, UNPARSEABLE, f"{location}: {error}")
 
     def _quantity(self, element: Any) -> SampleDraft | None:
-        record_type = element.get("type")
-        metric = QUANTITY_TYPES.get(record_type)
+        attributes = dict(element.items())
+        metric = QUANTITY_TYPES.get(attributes.get("type", ""))
         if metric is None:
             return None
-        unit, factor = UNITS.get(element.get("unit") or "", (element.get("unit") or "", 1.0))
-        start, offset = parse_time(element.get("startDate"))
-        end, _ = parse_time(element.get("endDate"))
-        window = max(int((end - start).total_seconds()), 60)
+        unit_text = attributes.get("unit", "")
+        unit, factor = UNITS.get(unit_text, (unit_text, 1.0))
+        start_text, end_text = attributes.get("startDate"), attributes.get("endDate")
+        start, offset = parse_time(start_text)
+        end = start if end_text == start_text else parse_time(end_text)[0]
+        window = max(int((end - start).total_seconds()), 60) if metric == 3 else 0
         return SampleDraft(
-            source_id=self._source(element).source_id,
-            metric=metric,
-            value=float(element.get("value")) * factor,
-            unit=unit,
-            start_time=start,
-            end_time=end,
-            utc_offset_s=offset,
-            hrv_method=SDNN if metric == 3 else 0,
-            hrv_window_s=window if metric == 3 else 0,
-            has_hrv=metric == 3,
-            metadata=_metadata(element),
+            self._source_named(attributes.get("sourceName")).source_id,
+            metric,
+            float(attributes["value"]) * factor,
+            start,
+            end,
+            unit,
+            SDNN if metric == 3 else 0,
+            window,
+            metric == 3,
+            offset,
+            None,
+            "",
+            _metadata(element) if len(element) else {},
         )
 
     def _record(self, element: Any, location: str) -> Iterator[ImportItem]:
@@ -320,9 +326,8 @@ class AppleHealthParser:
         for child in element.iterchildren("Record"):
             draft = self._quantity(child)
             if draft is not None and draft.metric in (19, 20):
-                samples.append(
-                    SampleDraft(**{**draft.__dict__, "correlation_key": key})  # type: ignore[arg-type]
-                )
+                draft.correlation_key = key
+                samples.append(draft)
         if len(samples) != 2:
             return rejected(
                 record_type,

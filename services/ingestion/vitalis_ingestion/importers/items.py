@@ -42,7 +42,7 @@ def hinted_source(prefix: str, name: str, platform: int) -> SourceHint:
     return SourceHint(f"{prefix}-{slug}-{digest}", name[:200] or prefix, platform, name[:200])
 
 
-@dataclass
+@dataclass(slots=True)
 class ImportItem:
     """One record of the file (``weight`` records when several form one stored record, such as the
     stages of a night's sleep) and what it becomes: samples, records, or a rejection."""

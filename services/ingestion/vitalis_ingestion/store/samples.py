@@ -67,7 +67,7 @@ class WriteResult:
     """What a write stored for the first time: per series, and the natural-key UUIDs of the new rows."""
 
     series: list[IngestedSeries]
-    new_uids: set[uuid.UUID]
+    new_uids: set[str]
 
     @property
     def new_count(self) -> int:
@@ -124,7 +124,7 @@ def _sample(record: asyncpg.Record) -> StoredSample:
             device_id=record["device_id"],
             correlation_key=record["correlation_key"],
             metadata=metadata if isinstance(metadata, dict) else None,
-            sample_uid=record["sample_uid"],
+            sample_uid=record["sample_uid"].hex,
         ),
         import_job_id=record["import_job_id"],
         create_time=record["create_time"],
@@ -209,7 +209,7 @@ class SampleStore:
                 sorted({s.source_id for s in series}),
                 sorted({s.metric for s in series}),
             )
-        return WriteResult(series, {uid for record in merged for uid in record["uids"]})
+        return WriteResult(series, {uid.hex for record in merged for uid in record["uids"]})
 
     async def get(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, parts: SampleIdParts
@@ -249,7 +249,7 @@ class SampleStore:
         series: SeriesFilter,
         *,
         descending: bool,
-        after: tuple[datetime, uuid.UUID] | None,
+        after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[StoredSample]:
         """Raw samples of one series in start-time order, after a keyset cursor."""

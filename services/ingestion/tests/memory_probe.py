@@ -1,0 +1,69 @@
+"""Run one Apple Health import in this process and print its counts and peak memory as JSON.
+
+Usage: ``python memory_probe.py <database-url> <app-role> <export.xml>``; the schema must be migrated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from vitalis_ingestion.server import IngestionApp
+from vitalis_runtime.db import Database
+
+
+async def main(database_url: str, role: str, export: Path) -> None:
+    db = await Database.connect(database_url, role=role, schema="ingestion", max_size=4)
+    user_id = uuid.uuid4()
+    with tempfile.TemporaryDirectory() as spool:
+        app = IngestionApp.assemble(
+            db, page_token_secret=b"p" * 32, spool_dir=Path(spool), import_batch_size=10_000
+        )
+        async with db.transaction(user_id=user_id) as conn:
+            job, _ = await app.jobs.create(
+                conn,
+                user_id,
+                format=2,
+                source_id=None,
+                document="",
+                file_name=export.name,
+                size_bytes=export.stat().st_size,
+                content_sha256=hashlib.sha256(str(export).encode()).hexdigest(),
+                request_id=None,
+            )
+        os.link(export, app.runner.path_of(job.job_id))
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        await app.runner.run_now(job)
+        elapsed = time.monotonic() - started
+        async with db.transaction(user_id=user_id) as conn:
+            done = await app.jobs.get(conn, user_id, job.job_id)
+            stored = await conn.fetchval("SELECT count(*) FROM samples")
+    await db.close()
+    assert done is not None
+    print(
+        json.dumps(
+            {
+                "state": int(done.state),
+                "error": done.error.message if done.error else None,
+                "received": done.counts.total.received,
+                "new": done.counts.total.new,
+                "stored": stored,
+                "baseline_kib": baseline,
+                "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "seconds": elapsed,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])))

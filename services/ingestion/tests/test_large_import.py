@@ -1,0 +1,69 @@
+"""A synthetic Apple Health export of a million records imports in memory that does not grow with the file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vitalis_runtime.db import Database
+
+pytestmark = pytest.mark.timeout(180)
+RECORDS = int(os.environ.get("VITALIS_LARGE_IMPORT_RECORDS", "1000000"))
+GROWTH_LIMIT_MIB = 64
+PROBE = Path(__file__).with_name("memory_probe.py")
+
+
+def write_export(path: Path, records: int) -> None:
+    """An export.xml of ``records`` heart-rate and step records, one minute apart, written as a stream."""
+    start = datetime(2023, 1, 1, tzinfo=UTC)
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n')
+        out.write(' <ExportDate value="2024-01-01 00:00:00 +0100"/>\n')
+        for index in range(records):
+            stamp = (start + timedelta(minutes=index)).isoformat(sep=" ")[:19]
+            kind, unit, value = (
+                ("HeartRate", "count/min", 50 + index % 70)
+                if index % 4
+                else ("StepCount", "count", index % 90)
+            )
+            out.write(
+                f' <Record type="HKQuantityTypeIdentifier{kind}" sourceName="Watch" unit="{unit}" '
+                f'startDate="{stamp} +0100" endDate="{stamp} +0100" value="{value}"/>\n'
+            )
+        out.write("</HealthData>\n")
+
+
+async def test_million_record_export_imports_in_bounded_memory(
+    db: Database, admin_database_url: str, ingestion_role: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.xml"
+    await asyncio.to_thread(write_export, export, RECORDS)
+    size_mib = export.stat().st_size / 1024**2
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(PROBE),
+        admin_database_url,
+        ingestion_role,
+        str(export),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ},
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-3000:]
+    report = json.loads(out.decode().strip().splitlines()[-1])
+    print(f"\n{RECORDS} records, {size_mib:.0f} MiB: {report}")
+    assert report["state"] == 3, report
+    assert report["received"] == RECORDS
+    assert report["new"] == report["stored"] == RECORDS
+    growth_mib = (report["peak_kib"] - report["baseline_kib"]) / 1024
+    # The bound is far below the file's size: holding the file, or its records, would break it.
+    if RECORDS >= 1_000_000:
+        assert size_mib > 2 * GROWTH_LIMIT_MIB
+    assert growth_mib < GROWTH_LIMIT_MIB, f"peak memory grew by {growth_mib:.0f} MiB"
