@@ -489,21 +489,20 @@ class FhirReader:
                 continue
             low, high = entry.get("low") or {}, entry.get("high") or {}
             return LabRange(
-                low=_bound(low, unit),
-                high=_bound(high, unit),
+                low=self._bound(low, unit),
+                high=self._bound(high, unit),
                 text=str(entry.get("text") or ""),
             )
         return LabRange()
 
-
-def _bound(quantity: Mapping[str, Any], unit: str) -> float | None:
-    value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    bound_unit = quantity.get("code") or quantity.get("unit")
-    if bound_unit and bound_unit != unit:
-        return None
-    return float(value)
+    def _bound(self, quantity: Mapping[str, Any], unit: str) -> float | None:
+        """A range bound in the value's unit; bounds in another unit are left out."""
+        value = quantity.get("value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if (quantity.get("code") or quantity.get("unit")) and self._unit(quantity) != unit:
+            return None
+        return float(value)
 
 
 def _resource_label(resource: Mapping[str, Any]) -> str:
