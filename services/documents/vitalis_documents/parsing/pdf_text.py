@@ -38,6 +38,16 @@ def open_pdf(path: Path, *, max_pages: int) -> pypdfium2.PdfDocument:
 
 def page_words(document: pypdfium2.PdfDocument, index: int) -> PageText:
     """The words of page ``index`` (from 0), with boxes measured from the top left corner."""
+    try:
+        return _page_words(document, index)
+    except pypdfium2.PdfiumError:
+        raise ParseFailure(
+            ParseStateReason.MALFORMED,
+            f"Page {index + 1} of the PDF is damaged and cannot be read; export the report again.",
+        ) from None
+
+
+def _page_words(document: pypdfium2.PdfDocument, index: int) -> PageText:
     page = document[index]
     try:
         width, height = page.get_size()
