@@ -27,6 +27,7 @@ import grpc
 from lxml import etree
 
 from bench.processes import cpu_seconds
+from vitalis.biomarkers.v1 import panel_pb2, panel_service_pb2, panel_service_pb2_grpc
 from vitalis.documents.v1 import document_service_pb2, document_service_pb2_grpc
 from vitalis.ingestion.v1 import (
     import_job_pb2,
@@ -36,6 +37,7 @@ from vitalis.ingestion.v1 import (
     sample_service_pb2,
     sample_service_pb2_grpc,
 )
+from vitalis.insights.v1 import insight_service_pb2, insight_service_pb2_grpc
 
 MAX_LATENCIES = 20_000
 HEART_RATE = 1
@@ -379,6 +381,60 @@ async def _import_file(spec: dict[str, Any]) -> tuple[Call, Close]:
     return call, channel.close
 
 
+async def _event_path(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B7: a panel with an out-of-range marker is written; the call ends when the watch shows its insight."""
+    insights = grpc.aio.insecure_channel(spec["insights_target"])
+    biomarkers = grpc.aio.insecure_channel(spec["biomarkers_target"])
+    panels = panel_service_pb2_grpc.PanelServiceStub(biomarkers)
+    metadata = tuple((k, v) for k, v in spec.get("metadata", []))
+    watch = insight_service_pb2_grpc.InsightServiceStub(insights).WatchInsights(
+        insight_service_pb2.WatchInsightsRequest(parent=spec["parent"]), metadata=metadata
+    )
+    arrivals: dict[str, asyncio.Future[None]] = {}
+    early: set[str] = set()
+
+    async def read_watch() -> None:
+        async for message in watch:
+            if not message.HasField("insight") or not message.insight.evidence:
+                continue
+            panel = message.insight.evidence[0].resource
+            waiter = arrivals.get(panel)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            else:
+                early.add(panel)
+
+    reader = asyncio.create_task(read_watch())
+    await asyncio.sleep(0.5)
+
+    async def call(n: int) -> float:
+        panel = panel_pb2.Panel(
+            markers=[
+                panel_pb2.Marker(
+                    biomarker="biomarkers/ldl-cholesterol-direct", value=190, reported_unit="mg/dL"
+                )
+            ]
+        )
+        panel.collection_time.FromDatetime(datetime.now(UTC) - timedelta(days=2, minutes=n))
+        created = await panels.CreatePanel(
+            panel_service_pb2.CreatePanelRequest(parent=spec["parent"], panel=panel),
+            metadata=metadata,
+            timeout=30,
+        )
+        if created.name in early:
+            return 1.0
+        waiter = arrivals.setdefault(created.name, asyncio.get_running_loop().create_future())
+        await asyncio.wait_for(waiter, timeout=30)
+        return 1.0
+
+    async def close() -> None:
+        reader.cancel()
+        await insights.close()
+        await biomarkers.close()
+
+    return call, close
+
+
 WORKLOADS = {
     "grpc_unary": _grpc_unary,
     "http": _http,
@@ -389,6 +445,7 @@ WORKLOADS = {
     "sha256": _sha256,
     "iterparse": _iterparse,
     "import_file": _import_file,
+    "event_path": _event_path,
 }
 
 
