@@ -35,6 +35,7 @@ from vitalis_insights.api.analysis import AnalysisServicer
 from vitalis_insights.api.coach import CoachServicer
 from vitalis_insights.api.goals import GoalServicer
 from vitalis_insights.api.insights import InsightServicer
+from vitalis_insights.api.names import ReadAccess
 from vitalis_insights.api.narratives import NarrativeServicer
 from vitalis_insights.api.user_data import UserDataServicer
 from vitalis_insights.engine import InsightsEngine
@@ -47,6 +48,7 @@ from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
+from vitalis_runtime.sharing import RemoteShareGrantChecker
 
 ENGINE_GROUP = "insights-engine"
 CONSUMED_PRODUCERS = ("ingestion", "biomarkers")
@@ -96,6 +98,12 @@ async def create_insights_server(
             else None
         ),
     )
+    identity_channel = channel_to(settings.identity_target)
+    access = ReadAccess(
+        RemoteShareGrantChecker(identity_channel, credentials)
+        if identity_channel is not None and credentials is not None
+        else None
+    )
     tokens = PageTokens(settings.page_token_secret.get_secret_value().encode())
     notifier = ChangeNotifier(deps.db)
     await notifier.start()
@@ -103,14 +111,22 @@ async def create_insights_server(
 
     def register(server: grpc.aio.Server) -> None:
         insight_service_pb2_grpc.add_InsightServiceServicer_to_server(
-            InsightServicer(deps.db, tokens, notifier, heartbeat_seconds=settings.watch_heartbeat_seconds),
+            InsightServicer(
+                deps.db, tokens, notifier, access, heartbeat_seconds=settings.watch_heartbeat_seconds
+            ),
             server,
         )
-        alert_service_pb2_grpc.add_AlertServiceServicer_to_server(AlertServicer(deps.db, tokens), server)
-        goal_service_pb2_grpc.add_GoalServiceServicer_to_server(GoalServicer(deps.db, tokens, engine), server)
-        analysis_service_pb2_grpc.add_AnalysisServiceServicer_to_server(AnalysisServicer(deps.db), server)
+        alert_service_pb2_grpc.add_AlertServiceServicer_to_server(
+            AlertServicer(deps.db, tokens, access), server
+        )
+        goal_service_pb2_grpc.add_GoalServiceServicer_to_server(
+            GoalServicer(deps.db, tokens, engine, access), server
+        )
+        analysis_service_pb2_grpc.add_AnalysisServiceServicer_to_server(
+            AnalysisServicer(deps.db, access), server
+        )
         narrative_service_pb2_grpc.add_NarrativeServiceServicer_to_server(
-            NarrativeServicer(deps.db, tokens, provider), server
+            NarrativeServicer(deps.db, tokens, provider, access), server
         )
         coach_service_pb2_grpc.add_CoachServiceServicer_to_server(
             CoachServicer(deps.db, tokens, provider), server

@@ -8,7 +8,7 @@ from typing import Final
 import grpc
 
 from vitalis.insights.v1 import alert_pb2, alert_service_pb2, alert_service_pb2_grpc, events_pb2
-from vitalis_insights.api.names import not_found, resolve_parent, resolve_uuid_child
+from vitalis_insights.api.names import ReadAccess, not_found, resolve_uuid_child
 from vitalis_insights.store import feed
 from vitalis_insights.store.insights import PRODUCER, SCHEMA, alert_to_proto
 from vitalis_runtime.db import Database
@@ -25,15 +25,16 @@ Context = grpc.aio.ServicerContext[object, object]
 class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
     """A user's alerts."""
 
-    def __init__(self, db: Database, tokens: PageTokens) -> None:
+    def __init__(self, db: Database, tokens: PageTokens, access: ReadAccess) -> None:
         self._db = db
+        self._access = access
         self._tokens = tokens
 
     async def ListAlerts(
         self, request: alert_service_pb2.ListAlertsRequest, context: Context
     ) -> alert_service_pb2.ListAlertsResponse:
         """A page of alerts, newest first."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         size = resolve_page_size(request.page_size)
         fingerprint = {"parent": str(user_id), "filter": request.filter}
         offset = int(self._tokens.decode(request.page_token, request=fingerprint).get("offset", 0))
@@ -52,7 +53,7 @@ class AlertServicer(alert_service_pb2_grpc.AlertServiceServicer):
 
     async def GetAlert(self, request: alert_service_pb2.GetAlertRequest, context: Context) -> alert_pb2.Alert:
         """One alert."""
-        user_id, alert_id = resolve_uuid_child(request.name, "alerts")
+        user_id, alert_id = await self._access.child(request.name, "alerts")
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
             row = await feed.get_alert(conn, user_id, alert_id)
         if row is None:

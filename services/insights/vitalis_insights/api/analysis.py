@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import interval_pb2  # type: ignore[import-untyped]
 
 from vitalis.insights.v1 import analysis_pb2, analysis_service_pb2, analysis_service_pb2_grpc, common_pb2
-from vitalis_insights.api.names import resolve_parent
+from vitalis_insights.api.names import ReadAccess, resolve_parent
 from vitalis_insights.domain import sleep_scoring, statistics
 from vitalis_insights.domain.series import SeriesValue, series_key
 from vitalis_insights.store import series as series_store
@@ -61,8 +61,9 @@ def _points(values: list[SeriesValue]) -> list[common_pb2.SeriesPoint]:
 class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
     """Statistics on a user's own series."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, access: ReadAccess) -> None:
         self._db = db
+        self._access = access
 
     async def _values(self, user_id: object, key: str, start: datetime, end: datetime) -> list[SeriesValue]:
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:  # type: ignore[arg-type]
@@ -72,7 +73,7 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         self, request: analysis_service_pb2.ComputeTrendRequest, context: Context
     ) -> analysis_pb2.Trend:
         """Median baseline, scaled MAD, Theil-Sen slope with its 95 % interval, Mann-Kendall p."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         key = series_key(request.series)
         start, end = _interval(request.interval, request.HasField("interval"), "interval")
         values = await self._values(user_id, key, start, end)
@@ -112,7 +113,7 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         self, request: analysis_service_pb2.ComputeCorrelationRequest, context: Context
     ) -> analysis_pb2.Correlation:
         """Pearson and Spearman with Fisher-z intervals on the paired values."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         key_x = series_key(request.series_x, field="series_x")
         key_y = series_key(request.series_y, field="series_y")
         if key_x == key_y:

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 
 from vitalis.insights.v1 import events_pb2, goal_pb2, goal_service_pb2, goal_service_pb2_grpc
-from vitalis_insights.api.names import not_found, parse_request_id, resolve_child, resolve_parent
+from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, resolve_child, resolve_parent
 from vitalis_insights.engine import InsightsEngine, user_lock_key
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.store import goals as goal_store
@@ -99,8 +99,9 @@ def goal_columns(goal: goal_pb2.Goal, key: str, today: date) -> dict[str, Any]:
 class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
     """Goals with their progress."""
 
-    def __init__(self, db: Database, tokens: PageTokens, engine: InsightsEngine) -> None:
+    def __init__(self, db: Database, tokens: PageTokens, engine: InsightsEngine, access: ReadAccess) -> None:
         self._db = db
+        self._access = access
         self._tokens = tokens
         self._engine = engine
 
@@ -158,7 +159,7 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
 
     async def GetGoal(self, request: goal_service_pb2.GetGoalRequest, context: Context) -> goal_pb2.Goal:
         """One goal."""
-        user_id, goal_id = resolve_child(request.name, "goals")
+        user_id, goal_id = await self._access.child_text(request.name, "goals")
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
             row = await goal_store.get(conn, user_id, goal_id)
         if row is None:
@@ -169,7 +170,7 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
         self, request: goal_service_pb2.ListGoalsRequest, context: Context
     ) -> goal_service_pb2.ListGoalsResponse:
         """Goals, newest first."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         size = resolve_page_size(request.page_size)
         fingerprint = {"parent": str(user_id), "filter": request.filter}
         offset = int(self._tokens.decode(request.page_token, request=fingerprint).get("offset", 0))

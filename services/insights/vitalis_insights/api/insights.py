@@ -12,7 +12,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.insights.v1 import insight_pb2, insight_service_pb2, insight_service_pb2_grpc
-from vitalis_insights.api.names import not_found, resolve_parent, resolve_uuid_child
+from vitalis_insights.api.names import ReadAccess, not_found, resolve_uuid_child
 from vitalis_insights.domain.rules import RULES, RuleSpec
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.notifier import ChangeNotifier
@@ -53,9 +53,16 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
     """A user's insight feed."""
 
     def __init__(
-        self, db: Database, tokens: PageTokens, notifier: ChangeNotifier, *, heartbeat_seconds: float = 15.0
+        self,
+        db: Database,
+        tokens: PageTokens,
+        notifier: ChangeNotifier,
+        access: ReadAccess,
+        *,
+        heartbeat_seconds: float = 15.0,
     ) -> None:
         self._db = db
+        self._access = access
         self._tokens = tokens
         self._notifier = notifier
         self._heartbeat = heartbeat_seconds
@@ -64,7 +71,7 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         self, request: insight_service_pb2.ListInsightsRequest, context: Context
     ) -> insight_service_pb2.ListInsightsResponse:
         """A page of the feed, newest first by default."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         order = " ".join(request.order_by.split()).lower() or "create_time desc"
         if order not in ORDERS:
             raise InvalidArgument.for_field("order_by", f"must be one of: {', '.join(ORDERS)}")
@@ -88,7 +95,7 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         self, request: insight_service_pb2.GetInsightRequest, context: Context
     ) -> insight_pb2.Insight:
         """One insight."""
-        user_id, insight_id = resolve_uuid_child(request.name, "insights")
+        user_id, insight_id = await self._access.child(request.name, "insights")
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
             row = await feed.get_insight(conn, user_id, insight_id)
         if row is None:
@@ -125,7 +132,7 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         self, request: insight_service_pb2.WatchInsightsRequest, context: Context
     ) -> AsyncIterator[insight_service_pb2.WatchInsightsResponse]:
         """Changes after the resume token (or from now), then live ones, with heartbeats."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         condition, parameters = filter_to_sql(request.filter, feed.INSIGHT_FILTERS, first_parameter=1)
         loop = asyncio.get_running_loop()
         sent_at = loop.time()

@@ -6,6 +6,9 @@ import uuid
 
 from vitalis_runtime.auth import current_principal
 from vitalis_runtime.errors import InvalidArgument, NotFound
+from vitalis_runtime.sharing import ShareGrantChecker, authorize_read
+
+INSIGHTS_SCOPE = "insights"
 
 
 def _user_id(ident: str, field: str, name: str) -> uuid.UUID:
@@ -63,3 +66,55 @@ def parse_request_id(value: str, *, field: str = "request_id") -> uuid.UUID | No
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument.for_field(field, "must be a UUID") from None
+
+
+class ReadAccess:
+    """Resolves names on read paths: the owner, or a grantee holding a live ``insights`` share grant."""
+
+    def __init__(self, checker: ShareGrantChecker | None) -> None:
+        self._checker = checker
+
+    async def _owner(self, ident: str, field: str, name: str) -> uuid.UUID:
+        principal = current_principal()
+        if ident == "me":
+            return principal.user_id
+        try:
+            owner = uuid.UUID(ident)
+        except ValueError:
+            raise InvalidArgument.for_field(field, f"{ident!r} is not a user id") from None
+        try:
+            await authorize_read(principal, owner, INSIGHTS_SCOPE, self._checker)
+        except NotFound:
+            raise not_found(name) from None
+        return owner
+
+    async def parent(self, name: str, *, field: str = "parent") -> uuid.UUID:
+        """The user whose data ``users/{user}`` names, if the caller may read it."""
+        prefix, _, ident = name.partition("/")
+        if prefix != "users" or not ident or "/" in ident:
+            raise InvalidArgument.for_field(
+                field, f"{name!r} is not a user name; expected users/{{user}} or users/me"
+            )
+        return await self._owner(ident, field, name)
+
+    async def child(self, name: str, collection: str, *, field: str = "name") -> tuple[uuid.UUID, uuid.UUID]:
+        """``(owner, id)`` of ``users/{user}/{collection}/{uuid}``, if the caller may read it."""
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "users" or parts[2] != collection or not parts[1] or not parts[3]:
+            raise InvalidArgument.for_field(
+                field, f"{name!r} is not a name like users/{{user}}/{collection}/{{id}}"
+            )
+        owner = await self._owner(parts[1], field, name)
+        try:
+            return owner, uuid.UUID(parts[3])
+        except ValueError:
+            raise not_found(name) from None
+
+    async def child_text(self, name: str, collection: str, *, field: str = "name") -> tuple[uuid.UUID, str]:
+        """``(owner, id)`` of ``users/{user}/{collection}/{id}`` with a client-chosen id."""
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "users" or parts[2] != collection or not parts[1] or not parts[3]:
+            raise InvalidArgument.for_field(
+                field, f"{name!r} is not a name like users/{{user}}/{collection}/{{id}}"
+            )
+        return await self._owner(parts[1], field, name), parts[3]

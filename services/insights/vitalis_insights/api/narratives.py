@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.insights.v1 import events_pb2, narrative_pb2, narrative_service_pb2, narrative_service_pb2_grpc
 from vitalis_insights.adapters.text_provider import TextProvider
-from vitalis_insights.api.names import not_found, parse_request_id, resolve_parent, resolve_uuid_child
+from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, resolve_parent
 from vitalis_insights.facts import facts_text, gather_facts
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.store.insights import PRODUCER, SCHEMA
@@ -68,8 +68,9 @@ def narrative_to_proto(row: asyncpg.Record) -> narrative_pb2.Narrative:
 class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
     """Summaries of a user's data."""
 
-    def __init__(self, db: Database, tokens: PageTokens, provider: TextProvider) -> None:
+    def __init__(self, db: Database, tokens: PageTokens, provider: TextProvider, access: ReadAccess) -> None:
         self._db = db
+        self._access = access
         self._tokens = tokens
         self._provider = provider
 
@@ -151,7 +152,7 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
         self, request: narrative_service_pb2.GetNarrativeRequest, context: Context
     ) -> narrative_pb2.Narrative:
         """One narrative."""
-        user_id, narrative_id = resolve_uuid_child(request.name, "narratives")
+        user_id, narrative_id = await self._access.child(request.name, "narratives")
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
             row = await conn.fetchrow(
                 "SELECT * FROM narratives WHERE user_id = $1 AND narrative_id = $2", user_id, narrative_id
@@ -164,7 +165,7 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
         self, request: narrative_service_pb2.ListNarrativesRequest, context: Context
     ) -> narrative_service_pb2.ListNarrativesResponse:
         """Narratives, newest first."""
-        user_id = resolve_parent(request.parent)
+        user_id = await self._access.parent(request.parent)
         size = resolve_page_size(request.page_size, default=20, maximum=100)
         fingerprint = {"parent": str(user_id), "filter": request.filter}
         offset = int(self._tokens.decode(request.page_token, request=fingerprint).get("offset", 0))
