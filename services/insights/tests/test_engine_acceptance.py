@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,7 +24,7 @@ from vitalis.insights.v1 import (
 )
 from vitalis_runtime.events import Event, StreamNames
 
-from .conftest import SHARDS, Platform, bearer, eventually, running_insights
+from .conftest import PAGE_SECRET, SERVICE_SECRET, SHARDS, Platform, bearer, eventually, running_insights
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -212,3 +215,55 @@ async def test_restart_mid_stream_loses_no_event_and_duplicates_no_insight(platf
             found[0].name
         ]
         assert await processed_nights(platform, user_id) == len(nights)
+
+
+async def test_a_killed_replica_loses_no_event_and_duplicates_no_insight(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    start = first_night()
+    nights = [*NORMAL_NIGHTS, ELEVATED, ELEVATED, ELEVATED]
+    settings = platform.settings("replica-killed")
+    environment = {
+        **{key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")},
+        "DATABASE_URL": settings.database_url,
+        "VITALIS_DATABASE_ROLE": platform.app_role,
+        "REDIS_URL": settings.redis_url,
+        "VITALIS_PAGE_TOKEN_SECRET": PAGE_SECRET,
+        "VITALIS_SERVICE_TOKEN_SECRET": SERVICE_SECRET,
+        "VITALIS_INGESTION_TARGET": platform.ingestion_target,
+        "VITALIS_IDENTITY_TARGET": "127.0.0.1:9",
+        "VITALIS_GRPC_HOST": "127.0.0.1",
+        "VITALIS_GRPC_PORT": "0",
+        "VITALIS_EVENT_SHARDS": str(SHARDS),
+        "VITALIS_EVENT_STREAM_PREFIX": platform.prefix,
+        "VITALIS_CONSUMER_NAME": "replica-killed",
+        "VITALIS_EVENT_LEASE_MS": "2000",
+        "VITALIS_LOG_FORMAT": "console",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vitalis_insights",
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for offset, value in enumerate(nights[:10]):
+            await platform.publish_night(user_id, start + timedelta(days=offset), resting_hr=value)
+        await eventually(lambda: _at_least(platform, user_id, 3), within=30)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    for offset, value in enumerate(nights[10:], start=10):
+        await platform.publish_night(user_id, start + timedelta(days=offset), resting_hr=value)
+    async with running_insights(platform, platform.settings("replica-b")) as insights:
+        await eventually(lambda: _at_least(platform, user_id, len(nights)), within=30)
+        found = await eventually(lambda: list_insights(platform, insights.channel, user_id))
+        await asyncio.sleep(0.5)
+
+        assert len(found) == 1
+        assert [item.name for item in await list_insights(platform, insights.channel, user_id)] == [
+            found[0].name
+        ]
+        inbox = await platform.admin_fetchval("SELECT count(*) FROM insights.inbox")
+        assert inbox == len(nights)
