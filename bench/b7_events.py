@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 
 from bench.b1_ingest import CHUNK_ROWS, create_source
-from bench.report import ArmOutcome, Bound, Measurement, Metric, Target, summarize
+from bench.report import ArmOutcome, ArmSummary, Bound, Measurement, Metric, Target, summarize
 from bench.runner import CallableArm, Log, Settings, measure_arms, metered, rpc_probe, run_driver
 from bench.stack import Stack
 from vitalis.biomarkers.v1 import panel_service_pb2
@@ -95,6 +95,12 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         return await metered(EVENT, stack, both())
 
     outcomes = await measure_arms([CallableArm(EVENT, "insight", measure, probe)], settings, log)
+    if not isinstance(outcomes[EVENT], ArmSummary):
+        for child in stack.platform.children():
+            if child.name in ("biomarkers", "insights"):
+                log(f"  last lines of {child.name}'s log:")
+                for line in child.tail()[-8:]:
+                    log(f"    {line[:400]}")
     if ingest_runs:
         outcomes[INGEST] = summarize(INGEST, "row", ingest_runs)
     return outcomes
