@@ -13,7 +13,10 @@
    provider) covers both protocols and cannot drift from the REST templates. The price is that a
    REST body is buffered (up to the transcoder's limit) before its token is checked; the rate
    limit above bounds that.
-7. ``router``.
+7. ``lua`` copies a browser's access-token cookie into ``authorization: Bearer`` when the request
+   has no such header. ``jwt_authn`` has already verified the cookie by then; the copy exists
+   because every service re-verifies the forwarded token and reads it from that header only.
+8. ``router``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ CORS = "envoy.filters.http.cors"
 LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
 TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
+LUA = "envoy.filters.http.lua"
 ROUTER = "envoy.filters.http.router"
 # The content type the client sent, kept because the transcoder rewrites it to application/grpc:
 # Envoy's own error replies are JSON for REST clients and plain gRPC statuses for gRPC clients.
@@ -53,6 +57,7 @@ def http_filters(
         _local_rate_limit(source),
         _transcoder(source, plan, descriptor_path),
         _jwt_authn(source, plan, listen_port),
+        _cookie_to_bearer(source.authentication.token_cookie),
         {"name": ROUTER, "typed_config": {"@type": f"{_API}.router.v3.Router"}},
     ]
 
@@ -77,6 +82,25 @@ def _header_mutation(source: GatewaySource) -> dict[str, Any]:
             "@type": f"{_API}.header_mutation.v3.HeaderMutation",
             "mutations": {"request_mutations": mutations},
         },
+    }
+
+
+def _cookie_to_bearer(cookie: str) -> dict[str, Any]:
+    # Cookie names are tokens (RFC 6265); escaping Lua pattern magic keeps any of them literal.
+    pattern = "".join(f"%{ch}" if not ch.isalnum() else ch for ch in cookie)
+    code = f"""
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get("authorization") ~= nil then return end
+  local cookies = headers:get("cookie")
+  if cookies == nil then return end
+  local token = string.match(";" .. cookies, ";%s*{pattern}=([^;%s]+)")
+  if token ~= nil then headers:add("authorization", "Bearer " .. token) end
+end
+"""
+    return {
+        "name": LUA,
+        "typed_config": {"@type": f"{_API}.lua.v3.Lua", "default_source_code": {"inline_string": code}},
     }
 
 
