@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b1_ingest, b2_import, b3_reads, b4_overhead, b5_upload, b7_events
+from bench import b1_ingest, b2_import, b3_reads, b4_overhead, b5_upload, b6_extraction, b7_events
 from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
 from bench.runner import Log, Settings
 from bench.snapshot import describe_source, export_commit, python_path
@@ -30,6 +30,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ("B4", b4_overhead.run, b4_overhead.TARGETS),
     ("B3", b3_reads.run, b3_reads.TARGETS),
     ("B5", b5_upload.run, b5_upload.TARGETS),
+    ("B6", b6_extraction.run, b6_extraction.TARGETS),
     ("B1", b1_ingest.run, b1_ingest.TARGETS),
     ("B2", b2_import.run, b2_import.TARGETS),
     ("B7", b7_events.run, b7_events.TARGETS),

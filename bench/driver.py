@@ -26,6 +26,7 @@ import asyncpg
 import grpc
 from lxml import etree
 
+from bench import extraction
 from bench.processes import cpu_seconds
 from vitalis.biomarkers.v1 import panel_pb2, panel_service_pb2, panel_service_pb2_grpc
 from vitalis.documents.v1 import document_service_pb2, document_service_pb2_grpc
@@ -46,7 +47,8 @@ SAMPLE_COLUMNS = ("user_id", "metric", "source_id", "start_time", "end_time", "s
 Call = Callable[[int], Awaitable[float]]
 """Performs call number ``n`` and returns the units of work it did."""
 Close = Callable[[], Awaitable[Any]]
-"""Releases the workload's connections; may return CPU seconds it measured elsewhere, by label."""
+"""Releases the workload's connections; may return ``{"cpu": {label: seconds}, "quality": float}``:
+CPU it measured in processes that are gone by now, and a quality score of the work (recall)."""
 
 
 def sample_times(spec: dict[str, Any], call: int, count: int) -> list[datetime]:
@@ -251,7 +253,7 @@ async def _copy_samples(spec: dict[str, Any]) -> tuple[Call, Close]:
         # The backends exit with the pool, before the harness could read them.
         spent = sum((cpu_seconds(pid) or before) - before for pid, before in backends.items())
         await pool.close()
-        return {"postgres": spent}
+        return {"cpu": {"postgres": spent}}
 
     return call, close
 
@@ -405,7 +407,8 @@ async def _event_path(spec: dict[str, Any]) -> tuple[Call, Close]:
                 early.add(panel)
 
     reader = asyncio.create_task(read_watch())
-    await asyncio.sleep(0.5)
+    # The watch sends only what happens after it is open; give it time to subscribe.
+    await asyncio.sleep(1.5)
 
     async def call(n: int) -> float:
         panel = panel_pb2.Panel(
@@ -424,13 +427,35 @@ async def _event_path(spec: dict[str, Any]) -> tuple[Call, Close]:
         if created.name in early:
             return 1.0
         waiter = arrivals.setdefault(created.name, asyncio.get_running_loop().create_future())
-        await asyncio.wait_for(waiter, timeout=30)
+        await asyncio.wait_for(waiter, timeout=10)
         return 1.0
 
     async def close() -> None:
         reader.cancel()
         await insights.close()
         await biomarkers.close()
+
+    return call, close
+
+
+async def _extraction(spec: dict[str, Any]) -> tuple[Call, Close]:
+    """B6: one report of documents' corpus per call, by one extractor; units are pages."""
+    folder = extraction.corpus_folder()
+    reports = extraction.write_corpus(Path(folder.name), spec["per_layout"])
+    extract = extraction.EXTRACTORS[spec["engine"]]
+    scored = {"expected": 0, "correct": 0}
+
+    async def call(n: int) -> float:
+        report = reports[n % len(reports)]
+        pages, found = extract(report.path)
+        if n < len(reports):
+            scored["expected"] += len(report.truth)
+            scored["correct"] += len(report.truth & found)
+        return float(pages)
+
+    async def close() -> dict[str, Any]:
+        folder.cleanup()
+        return {"quality": scored["correct"] / scored["expected"] if scored["expected"] else None}
 
     return call, close
 
@@ -446,6 +471,7 @@ WORKLOADS = {
     "iterparse": _iterparse,
     "import_file": _import_file,
     "event_path": _event_path,
+    "extraction": _extraction,
 }
 
 
@@ -486,7 +512,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         await asyncio.gather(*(worker() for _ in range(spec["concurrency"])))
     finally:
-        extra_cpu = await close()
+        closing = await close() or {}
     return {
         "units": totals["units"],
         "calls": totals["calls"],
@@ -494,7 +520,8 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": time.process_time() - cpu_begun,
         "latencies_ms": latencies,
         "errors": totals["errors"],
-        "extra_cpu_seconds": extra_cpu if isinstance(extra_cpu, dict) else {},
+        "extra_cpu_seconds": closing.get("cpu", {}),
+        "quality": closing.get("quality"),
         "first_error": first_error[0] if first_error else None,
     }
 

@@ -27,6 +27,8 @@ class Measurement:
     errors: int = 0
     peak_rss_mb: float | None = None
     """Growth of the watched server process's resident memory over the repetition, at its peak."""
+    quality: float | None = None
+    """A score of the work's result in [0, 1] (an extractor's recall)."""
 
     @property
     def rate(self) -> float:
@@ -50,6 +52,7 @@ class ArmSummary:
     """Median CPU seconds per unit of work, by process label."""
     errors: int
     peak_rss_mb: float | None = None
+    quality: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Metric(Enum):
     THROUGHPUT = "throughput"
     P99 = "p99"
     PEAK_RSS = "peak RSS"
+    RECALL = "recall"
 
 
 class Bound(Enum):
@@ -139,6 +143,7 @@ def summarize(arm: str, unit: str, measurements: Sequence[Measurement]) -> ArmSu
         for label in labels
     }
     rss = [m.peak_rss_mb for m in measurements if m.peak_rss_mb is not None]
+    quality = [m.quality for m in measurements if m.quality is not None]
     return ArmSummary(
         arm=arm,
         unit=unit,
@@ -153,6 +158,7 @@ def summarize(arm: str, unit: str, measurements: Sequence[Measurement]) -> ArmSu
         cpu_per_unit=cpu_per_unit,
         errors=sum(m.errors for m in measurements),
         peak_rss_mb=max(rss) if rss else None,
+        quality=statistics.median(quality) if quality else None,
     )
 
 
@@ -168,6 +174,8 @@ def _metric_of(summary: ArmSummary, metric: Metric) -> float | None:
         return summary.rate
     if metric is Metric.P99:
         return summary.p99_ms
+    if metric is Metric.RECALL:
+        return summary.quality
     return summary.peak_rss_mb
 
 
@@ -179,6 +187,8 @@ def _format_value(summary: ArmSummary, metric: Metric) -> str:
         return f"{value:,.1f} {summary.unit}/s"
     if metric is Metric.P99:
         return f"p99 {value:.1f} ms"
+    if metric is Metric.RECALL:
+        return f"recall {value:.3f}"
     return f"RSS +{value:.0f} MB"
 
 
@@ -298,7 +308,8 @@ def render_arms(outcomes: Mapping[str, ArmOutcome]) -> str:
         cpu = ", ".join(
             f"{label} {seconds * 1e6:,.0f}" for label, seconds in sorted(outcome.cpu_per_unit.items())
         )
-        rss = "" if outcome.peak_rss_mb is None else f", peak RSS {outcome.peak_rss_mb:.0f} MB"
+        rss = "" if outcome.peak_rss_mb is None else f", RSS growth {outcome.peak_rss_mb:.0f} MB"
+        rss += "" if outcome.quality is None else f", recall {outcome.quality:.3f}"
         out.append(
             f"  {outcome.arm}: {outcome.rate:,.1f} {outcome.unit}/s"
             f" (median of {outcome.repetitions}{latency}{rss})"
@@ -326,7 +337,8 @@ def report_document(
                 "p99_ms": outcome.p99_ms,
                 "cpu_seconds_per_unit": dict(outcome.cpu_per_unit),
                 "errors": outcome.errors,
-                "peak_rss_mb": outcome.peak_rss_mb,
+                "peak_rss_growth_mb": outcome.peak_rss_mb,
+                "quality": outcome.quality,
             }
     return {
         "started": started,

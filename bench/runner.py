@@ -155,6 +155,7 @@ async def metered(
         latencies_ms=tuple(result.get("latencies_ms", ())),
         errors=int(result.get("errors", 0)),
         peak_rss_mb=growth,
+        quality=result.get("quality"),
     )
 
 
