@@ -93,9 +93,8 @@ k8s-validate: install ## Render every kustomize overlay and validate it against 
 	$(RUN) python -m vitalis_deploy.validate
 
 .PHONY: bench
-bench: install ## Run the benchmarks and print ratios against references measured in the same run.
-	@if [ ! -d bench ]; then echo "make bench: no benchmarks are defined yet (bench/ does not exist)" >&2; exit 1; fi
-	$(RUN) python -m bench
+bench: install ## Benchmarks B1-B7 against references in the same run: prints the table, writes bench/results/ (BENCH_ARGS=--help).
+	$(RUN) python -m bench $${BENCH_ARGS:-}
 
 .PHONY: clean
 clean: ## Remove generated code and local run data.
