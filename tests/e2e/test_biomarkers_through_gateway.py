@@ -27,9 +27,13 @@ PHENOAGE_MARKERS = [
 ]
 
 
-async def sign_up(gateway: httpx.AsyncClient, *, sex: str = "SEX_FEMALE", birth_date: str = "1979-03-02") -> dict[str, Any]:
+async def sign_up(
+    gateway: httpx.AsyncClient, *, sex: str = "SEX_FEMALE", birth_date: str = "1979-03-02"
+) -> dict[str, Any]:
     email = f"{uuid.uuid4().hex[:10]}@example.com"
-    response = await gateway.post("/v1/auth:signUp", json={"email": email, "password": PASSWORD, "givenName": "Ada"})
+    response = await gateway.post(
+        "/v1/auth:signUp", json={"email": email, "password": PASSWORD, "givenName": "Ada"}
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     person = {
@@ -58,7 +62,10 @@ def marker(biomarker: str, value: float, unit: str, **extra: Any) -> dict[str, A
 
 
 async def create_panel(
-    gateway: httpx.AsyncClient, person: dict[str, Any], markers: list[dict[str, Any]], when: str = "2026-03-02T07:30:00Z"
+    gateway: httpx.AsyncClient,
+    person: dict[str, Any],
+    markers: list[dict[str, Any]],
+    when: str = "2026-03-02T07:30:00Z",
 ) -> dict[str, Any]:
     response = await gateway.post(
         "/v1/users/me/panels", headers=person["headers"], json={"collectionTime": when, "markers": markers}
@@ -81,7 +88,9 @@ async def test_dictionary_over_rest(gateway: httpx.AsyncClient) -> None:
     found = (await gateway.get("/v1/biomarkers:search", params={"query": "HbA1c"}, headers=h)).json()
     assert found["results"][0]["biomarker"]["name"] == "biomarkers/hemoglobin-a1c"
     converted = await gateway.get(
-        "/v1/biomarkers/hemoglobin-a1c:convert", params={"value": 5.7, "fromUnit": "%", "toUnit": "mmol/mol"}, headers=h
+        "/v1/biomarkers/hemoglobin-a1c:convert",
+        params={"value": 5.7, "fromUnit": "%", "toUnit": "mmol/mol"},
+        headers=h,
     )
     assert converted.status_code == 200, converted.text
     assert converted.json()["value"] == pytest.approx(38.8, abs=0.05)
@@ -97,7 +106,9 @@ async def test_dictionary_over_rest(gateway: httpx.AsyncClient) -> None:
 async def test_panels_history_and_isolation_over_rest(gateway: httpx.AsyncClient) -> None:
     person, stranger = await sign_up(gateway), await sign_up(gateway)
     h = person["headers"]
-    first = await create_panel(gateway, person, [marker("glucose", 5.0, "mmol/L"), marker("creatinine", 1.2, "mg/dL")])
+    first = await create_panel(
+        gateway, person, [marker("glucose", 5.0, "mmol/L"), marker("creatinine", 1.2, "mg/dL")]
+    )
     await create_panel(gateway, person, [marker("glucose", 110, "mg/dL")], when="2026-01-02T07:30:00Z")
     assert first["markers"][0]["canonicalValue"] == pytest.approx(90.078, abs=1e-3)
     assert first["markers"][1]["flag"] == "MARKER_FLAG_HIGH"
@@ -114,7 +125,10 @@ async def test_panels_history_and_isolation_over_rest(gateway: httpx.AsyncClient
     )
     assert patched.status_code == 200, patched.text
     stale = await gateway.patch(
-        f"/v1/{first['name']}", params={"updateMask": "note"}, headers=h, json={"note": "x", "etag": first["etag"]}
+        f"/v1/{first['name']}",
+        params={"updateMask": "note"},
+        headers=h,
+        json={"note": "x", "etag": first["etag"]},
     )
     assert stale.status_code == 409
     invalid = await gateway.post(
@@ -123,7 +137,11 @@ async def test_panels_history_and_isolation_over_rest(gateway: httpx.AsyncClient
         json={"collectionTime": "2026-03-02T07:30:00Z", "markers": [marker("glucose", 5, "g/dL")]},
     )
     assert (invalid.status_code, reason_of(invalid)) == (400, "UNKNOWN_UNIT")
-    for path in (f"/v1/{first['name']}", f"/v1/{person['name']}/panels", f"/v1/{first['markers'][0]['name']}"):
+    for path in (
+        f"/v1/{first['name']}",
+        f"/v1/{person['name']}/panels",
+        f"/v1/{first['markers'][0]['name']}",
+    ):
         response = await gateway.get(path, headers=stranger["headers"])
         assert response.status_code == 404, path
     assert (await gateway.delete(f"/v1/{first['name']}", headers=stranger["headers"])).status_code == 404
@@ -161,7 +179,9 @@ async def test_scores_over_rest(gateway: httpx.AsyncClient) -> None:
     formulas = (await gateway.get("/v1/scoreFormulas", headers=h)).json()["scoreFormulas"]
     assert "scoreFormulas/egfr-ckd-epi-2021" in {f["name"] for f in formulas}
     await create_panel(gateway, person, [marker(*row) for row in PHENOAGE_MARKERS])
-    scores = (await gateway.get("/v1/users/me/scores", params={"formula": "scoreFormulas/phenoage"}, headers=h)).json()
+    scores = (
+        await gateway.get("/v1/users/me/scores", params={"formula": "scoreFormulas/phenoage"}, headers=h)
+    ).json()
     assert scores["scores"][0]["value"] == pytest.approx(26.35, abs=0.01)
     computed = await gateway.post(
         "/v1/users/me/scores:compute",
@@ -201,16 +221,25 @@ async def test_body_composition_and_epigenetic_tests_over_rest(gateway: httpx.As
     assert test.status_code == 200, test.text
     assert test.json()["chronologicalAgeYears"] == pytest.approx(46.9, abs=0.1)
     patched = await gateway.patch(
-        f"/v1/{test.json()['name']}", params={"updateMask": "paceOfAging"}, headers=h, json={"paceOfAging": 0.88}
+        f"/v1/{test.json()['name']}",
+        params={"updateMask": "paceOfAging"},
+        headers=h,
+        json={"paceOfAging": 0.88},
     )
-    assert patched.status_code == 200 and patched.json()["paceOfAging"] == pytest.approx(0.88)
+    assert patched.status_code == 200
+    assert patched.json()["paceOfAging"] == pytest.approx(0.88)
     assert (await gateway.delete(f"/v1/{scan.json()['name']}", headers=h)).status_code == 200
 
 
 async def test_fhir_export_and_import_over_rest(gateway: httpx.AsyncClient) -> None:
     source, target = await sign_up(gateway), await sign_up(gateway)
     original = await create_panel(
-        gateway, source, [marker("glucose", 5.6, "mmol/L", labRange={"low": 3.9, "high": 5.5}), marker("sodium", 140, "mmol/L")]
+        gateway,
+        source,
+        [
+            marker("glucose", 5.6, "mmol/L", labRange={"low": 3.9, "high": 5.5}),
+            marker("sodium", 140, "mmol/L"),
+        ],
     )
     exported = await gateway.get("/v1/users/me/panels:exportFhir", headers=source["headers"])
     assert exported.status_code == 200, exported.text
@@ -251,7 +280,8 @@ async def test_a_grantee_reads_history_scores_and_fhir_of_the_owner(gateway: htt
     assert read.status_code == 200, read.text
     assert len(read.json()["markers"]) == len(PHENOAGE_MARKERS)
     scores = await gateway.get(f"/v1/{owner['name']}/scores", headers=grantee["headers"])
-    assert scores.status_code == 200 and scores.json()["scores"]
+    assert scores.status_code == 200
+    assert scores.json()["scores"]
     exported = await gateway.get(f"/v1/{owner['name']}/panels:exportFhir", headers=grantee["headers"])
     assert exported.status_code == 200
     written = await gateway.post(

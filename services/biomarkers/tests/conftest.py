@@ -14,7 +14,13 @@ import redis.asyncio as aioredis
 from google.protobuf import field_mask_pb2
 from google.type import date_pb2  # type: ignore[import-untyped]
 
-from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc, user_pb2, user_service_pb2, user_service_pb2_grpc
+from vitalis.identity.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    user_pb2,
+    user_service_pb2,
+    user_service_pb2_grpc,
+)
 from vitalis_biomarkers.server import create_biomarkers_server
 from vitalis_biomarkers.settings import BiomarkersSettings
 from vitalis_client import create_channel
@@ -59,12 +65,17 @@ class Platform:
     biomarkers: grpc.aio.Channel
     credentials: ServiceCredentials
 
-    async def person(self, *, sex: str | None = "female", birth_date: date | None = date(1979, 6, 1)) -> Person:
+    async def person(
+        self, *, sex: str | None = "female", birth_date: date | None = date(1979, 6, 1)
+    ) -> Person:
         """Sign a new user up through identity and set their sex and birth date."""
         auth = auth_service_pb2_grpc.AuthServiceStub(self.identity)
         signed_up = await auth.SignUp(
             auth_service_pb2.SignUpRequest(
-                email=f"{uuid.uuid4().hex[:12]}@example.com", password=PASSWORD, given_name="Test", time_zone="UTC"
+                email=f"{uuid.uuid4().hex[:12]}@example.com",
+                password=PASSWORD,
+                given_name="Test",
+                time_zone="UTC",
             )
         )
         person = Person(uuid.UUID(signed_up.user.name.removeprefix("users/")), signed_up.tokens.access_token)
@@ -74,11 +85,15 @@ class Platform:
             user.sex = SEXES[sex]
             paths.append("sex")
         if birth_date is not None:
-            user.birth_date.CopyFrom(date_pb2.Date(year=birth_date.year, month=birth_date.month, day=birth_date.day))
+            user.birth_date.CopyFrom(
+                date_pb2.Date(year=birth_date.year, month=birth_date.month, day=birth_date.day)
+            )
             paths.append("birth_date")
         if paths:
             await user_service_pb2_grpc.UserServiceStub(self.identity).UpdateUser(
-                user_service_pb2.UpdateUserRequest(user=user, update_mask=field_mask_pb2.FieldMask(paths=paths)),
+                user_service_pb2.UpdateUserRequest(
+                    user=user, update_mask=field_mask_pb2.FieldMask(paths=paths)
+                ),
                 metadata=person.auth,
             )
         return person
@@ -104,7 +119,10 @@ async def platform(test_servers: TestServers) -> AsyncIterator[Platform]:
     async with test_servers.temporary_database("vitalis_biomarkers_t") as url:
         for schema in ("identity", "biomarkers"):
             await migrate(
-                url, schema=schema, app_role=f"vitalis_{schema}_app", migrations=load_migrations(f"vitalis_{schema}")
+                url,
+                schema=schema,
+                app_role=f"vitalis_{schema}_app",
+                migrations=load_migrations(f"vitalis_{schema}"),
             )
         common = {
             "database_url": url,

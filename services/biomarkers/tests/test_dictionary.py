@@ -17,16 +17,72 @@ from vitalis_biomarkers.dictionary.loader import (
 )
 from vitalis_biomarkers.dictionary.model import ConversionKind, Dictionary, NoFixedConversionError
 from vitalis_biomarkers.dictionary.search import MatchKind, match_printed, search
-from vitalis_biomarkers.dictionary.units import UnknownUnitError, Units
+from vitalis_biomarkers.dictionary.units import Units, UnknownUnitError
 
 # The 59 rows of reference/biomarkers-and-wearables.md, by their conventional LOINC codes.
-REFERENCE_LOINC_CODES = (
-    "2345-7 4548-4 20448-7 2093-3 2085-9 13457-7 18262-6 2571-8 1884-6 10835-7 30522-7 1988-5 2160-0 3094-0 "
-    "98979-8 33863-2 3084-1 2951-2 2823-3 2075-0 2028-9 17861-6 19123-9 2777-1 1751-7 2885-2 1975-2 6768-6 "
-    "1742-6 1920-8 2324-2 718-7 4544-3 789-8 6690-2 777-3 787-2 785-6 786-4 788-0 736-9 731-0 770-8 751-8 "
-    "3016-3 3024-7 3051-0 62292-8 2132-9 2284-8 2276-4 2498-4 2500-7 2502-3 13965-9 2986-8 13967-5 2243-4 "
-    "2143-6 2191-5 2857-1"
-).split()
+REFERENCE_LOINC_CODES = [
+    "2345-7",
+    "4548-4",
+    "20448-7",
+    "2093-3",
+    "2085-9",
+    "13457-7",
+    "18262-6",
+    "2571-8",
+    "1884-6",
+    "10835-7",
+    "30522-7",
+    "1988-5",
+    "2160-0",
+    "3094-0",
+    "98979-8",
+    "33863-2",
+    "3084-1",
+    "2951-2",
+    "2823-3",
+    "2075-0",
+    "2028-9",
+    "17861-6",
+    "19123-9",
+    "2777-1",
+    "1751-7",
+    "2885-2",
+    "1975-2",
+    "6768-6",
+    "1742-6",
+    "1920-8",
+    "2324-2",
+    "718-7",
+    "4544-3",
+    "789-8",
+    "6690-2",
+    "777-3",
+    "787-2",
+    "785-6",
+    "786-4",
+    "788-0",
+    "736-9",
+    "731-0",
+    "770-8",
+    "751-8",
+    "3016-3",
+    "3024-7",
+    "3051-0",
+    "62292-8",
+    "2132-9",
+    "2284-8",
+    "2276-4",
+    "2498-4",
+    "2500-7",
+    "2502-3",
+    "13965-9",
+    "2986-8",
+    "13967-5",
+    "2243-4",
+    "2143-6",
+    "2191-5",
+    "2857-1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +117,12 @@ def test_every_alternate_unit_pair_round_trips_within_a_tenth_of_a_percent(dicti
         convertible = [
             unit
             for unit in definition.units
-            if definition.alternate(unit) is None or definition.alternate(unit).kind is not ConversionKind.NOT_CONVERTIBLE  # type: ignore[union-attr]
+            if definition.alternate(unit) is None
+            or definition.alternate(unit).kind is not ConversionKind.NOT_CONVERTIBLE  # type: ignore[union-attr]
         ]
-        probe = (definition.plausible_min or 0) + ((definition.plausible_max or 100) - (definition.plausible_min or 0)) / 7
+        probe = (definition.plausible_min or 0) + (
+            (definition.plausible_max or 100) - (definition.plausible_min or 0)
+        ) / 7
         probe = max(probe, 2.2)
         for source, target in itertools.permutations(convertible, 2):
             start = definition.convert(probe, definition.canonical_unit, source)[0]
@@ -78,7 +137,8 @@ def test_factors_are_derived_from_molecular_weights(dictionary: Dictionary) -> N
     glucose = dictionary.get("glucose")
     assert glucose is not None
     mmol = glucose.alternate("mmol/L")
-    assert mmol is not None and mmol.factor == pytest.approx(18.0156, rel=1e-6)
+    assert mmol is not None
+    assert mmol.factor == pytest.approx(18.0156, rel=1e-6)
     assert "180.156" in mmol.basis
     urea_nitrogen = dictionary.get("urea-nitrogen")
     assert urea_nitrogen is not None
@@ -118,7 +178,10 @@ ERRATA = [
     ("vitamin-d3-25-hydroxy", {"unit": "pmol/L", "to_canonical_factor": 0.385}),
     ("testosterone-free", {"unit": "pmol/L", "to_canonical_factor": 3.46740638}),
     ("lipoprotein-a", {"unit": "nmol/L", "loinc": "43583-4", "to_canonical_factor": 28.01}),
-    ("lipoprotein-a", {"unit": "nmol/L", "loinc": "43583-4", "kind": "not_convertible", "to_canonical_factor": 28.01}),
+    (
+        "lipoprotein-a",
+        {"unit": "nmol/L", "loinc": "43583-4", "kind": "not_convertible", "to_canonical_factor": 28.01},
+    ),
     ("vitamin-b12", {"unit": "pmol/L", "loinc": "14685-2", "to_canonical_factor": 1.329}),
     ("cortisol", {"unit": "ug/dL", "loinc": "299-1"}),
     ("cortisol", {"unit": "nomol/L", "to_canonical_factor": 0.03625}),
@@ -189,7 +252,9 @@ def test_loinc_check_digits_are_verified() -> None:
         ("mcg/dL", "ug/dL"),
     ],
 )
-def test_printed_units_normalise_to_ucum(dictionary: Dictionary, units: Units, printed: str, ucum: str) -> None:
+def test_printed_units_normalise_to_ucum(
+    dictionary: Dictionary, units: Units, printed: str, ucum: str
+) -> None:
     known = sorted({unit for definition in dictionary.biomarkers for unit in definition.units})
     assert units.normalize(printed, known=known) == ucum
 
@@ -221,8 +286,10 @@ def test_printed_results_match_with_unit_fit(dictionary: Dictionary, units: Unit
         dictionary, label="Glucose, Serum", loinc_code="", unit="mg/dl", normalize_unit=normalize, limit=3
     )
     assert found[0].hit.definition.id == "glucose"
-    assert found[0].unit_accepted and found[0].normalized_unit == "mg/dL"
+    assert found[0].unit_accepted
+    assert found[0].normalized_unit == "mg/dL"
     mismatched = match_printed(
         dictionary, label="Glucose", loinc_code="", unit="g/dL", normalize_unit=normalize, limit=3
     )
-    assert not mismatched[0].unit_accepted and mismatched[0].confidence < found[0].confidence
+    assert not mismatched[0].unit_accepted
+    assert mismatched[0].confidence < found[0].confidence

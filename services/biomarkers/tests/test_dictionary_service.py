@@ -44,7 +44,8 @@ async def test_get_dictionary_and_a_biomarker(platform: Any, caller: Any) -> Non
     dictionary = await stub(platform).GetDictionary(
         dictionary_service_pb2.GetDictionaryRequest(name="dictionary"), metadata=caller.auth
     )
-    assert dictionary.version == "2026.11.0" and dictionary.biomarker_count >= 59
+    assert dictionary.version == "2026.11.0"
+    assert dictionary.biomarker_count >= 59
     creatinine = await stub(platform).GetBiomarker(
         dictionary_service_pb2.GetBiomarkerRequest(name="biomarkers/creatinine"), metadata=caller.auth
     )
@@ -74,7 +75,8 @@ async def test_list_biomarkers_pages_and_filters_by_category(platform: Any, call
         token = page.next_page_token
         if not token:
             break
-    assert len(names) >= 59 and names == sorted(names, key=str.casefold)
+    assert len(names) >= 59
+    assert names == sorted(names, key=str.casefold)
     lipids = await stub(platform).ListBiomarkers(
         dictionary_service_pb2.ListBiomarkersRequest(category=biomarker_pb2.BIOMARKER_CATEGORY_LIPIDS),
         metadata=caller.auth,
@@ -93,7 +95,9 @@ async def test_search_by_code_alias_and_similarity(platform: Any, caller: Any) -
     )
     assert by_alias.results[0].biomarker.name == "biomarkers/hemoglobin-a1c"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub(platform).SearchBiomarkers(dictionary_service_pb2.SearchBiomarkersRequest(query=" "), metadata=caller.auth)
+        await stub(platform).SearchBiomarkers(
+            dictionary_service_pb2.SearchBiomarkersRequest(query=" "), metadata=caller.auth
+        )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -107,20 +111,31 @@ async def test_convert_values(platform: Any, caller: Any) -> None:
     assert converted.value == pytest.approx(47.5, abs=0.05)
     assert converted.kind == biomarker_pb2.CONVERSION_KIND_IFCC_NGSP
     canonical = await stub(platform).ConvertBiomarkerValue(
-        dictionary_service_pb2.ConvertBiomarkerValueRequest(biomarker="biomarkers/glucose", value=5.5, from_unit="mmol/L"),
+        dictionary_service_pb2.ConvertBiomarkerValueRequest(
+            biomarker="biomarkers/glucose", value=5.5, from_unit="mmol/L"
+        ),
         metadata=caller.auth,
     )
     assert (round(canonical.value, 2), canonical.unit) == (99.09, "mg/dL")
     for request, expected in (
-        (dictionary_service_pb2.ConvertBiomarkerValueRequest(
-            biomarker="biomarkers/lipoprotein-a", value=75, from_unit="nmol/L", to_unit="mg/dL"
-        ), "NO_FIXED_CONVERSION"),
-        (dictionary_service_pb2.ConvertBiomarkerValueRequest(
-            biomarker="biomarkers/glucose", value=5, from_unit="nomol/L"
-        ), "UNKNOWN_UNIT"),
-        (dictionary_service_pb2.ConvertBiomarkerValueRequest(
-            biomarker="biomarkers/glucose", value=5, from_unit="g/dL"
-        ), "UNKNOWN_UNIT"),
+        (
+            dictionary_service_pb2.ConvertBiomarkerValueRequest(
+                biomarker="biomarkers/lipoprotein-a", value=75, from_unit="nmol/L", to_unit="mg/dL"
+            ),
+            "NO_FIXED_CONVERSION",
+        ),
+        (
+            dictionary_service_pb2.ConvertBiomarkerValueRequest(
+                biomarker="biomarkers/glucose", value=5, from_unit="nomol/L"
+            ),
+            "UNKNOWN_UNIT",
+        ),
+        (
+            dictionary_service_pb2.ConvertBiomarkerValueRequest(
+                biomarker="biomarkers/glucose", value=5, from_unit="g/dL"
+            ),
+            "UNKNOWN_UNIT",
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub(platform).ConvertBiomarkerValue(request, metadata=caller.auth)
@@ -140,15 +155,19 @@ async def test_match_printed_results_is_for_services_only(platform: Any, caller:
     )
     matched = await internal.MatchBiomarkers(request, metadata=platform.as_service(caller))
     glucose, hba1c, creatinine, nothing = matched.results
-    assert glucose.matches[0].biomarker == "biomarkers/glucose" and glucose.matches[0].unit_accepted
+    assert glucose.matches[0].biomarker == "biomarkers/glucose"
+    assert glucose.matches[0].unit_accepted
     assert hba1c.matches[0].biomarker == "biomarkers/hemoglobin-a1c"
-    assert hba1c.matches[0].normalized_unit == "mmol/mol" and hba1c.matches[0].unit_accepted
+    assert hba1c.matches[0].normalized_unit == "mmol/mol"
+    assert hba1c.matches[0].unit_accepted
     assert creatinine.matches[0].match_kind == biomarker_pb2.MATCH_KIND_LOINC_CODE
     assert creatinine.matches[0].normalized_unit == "umol/L"
     assert list(nothing.matches) == []
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await internal.MatchBiomarkers(
-            dictionary_internal_service_pb2.MatchBiomarkersRequest(queries=[dictionary_internal_service_pb2.BiomarkerQuery()]),
+            dictionary_internal_service_pb2.MatchBiomarkersRequest(
+                queries=[dictionary_internal_service_pb2.BiomarkerQuery()]
+            ),
             metadata=platform.as_service(caller),
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT

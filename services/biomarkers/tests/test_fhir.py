@@ -64,11 +64,15 @@ def content(panel: panel_pb2.Panel) -> panel_pb2.Panel:
     return copy
 
 
-async def import_body(platform: Any, person: Any, document: Any, **extra: Any) -> fhir_service_pb2.ImportFhirBundleResponse:
+async def import_body(
+    platform: Any, person: Any, document: Any, **extra: Any
+) -> fhir_service_pb2.ImportFhirBundleResponse:
     return await fhir(platform).ImportFhirBundle(
         fhir_service_pb2.ImportFhirBundleRequest(
             parent="users/me",
-            http_body=httpbody_pb2.HttpBody(content_type="application/fhir+json", data=json.dumps(document).encode()),
+            http_body=httpbody_pb2.HttpBody(
+                content_type="application/fhir+json", data=json.dumps(document).encode()
+            ),
             **extra,
         ),
         metadata=person.auth,
@@ -124,7 +128,8 @@ async def test_export_then_import_into_another_user_gives_identical_panels(platf
     )
     assert exported.content_type == "application/fhir+json"
     bundle = json.loads(exported.data)
-    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["type"] == "collection"
     observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
     glucose = next(o for o in observations if o["code"]["coding"][0]["code"] == "2345-7")
     assert glucose["valueQuantity"] == {
@@ -136,16 +141,22 @@ async def test_export_then_import_into_another_user_gives_identical_panels(platf
     assert glucose["interpretation"][0]["coding"][0]["code"] == "H"
     assert glucose["referenceRange"][0]["high"]["value"] == 5.5
     creatinine = next(o for o in observations if o["code"]["coding"][0]["code"] == "2160-0")
-    assert creatinine["referenceRange"][0]["high"]["code"] == "mg/dL"  # the dictionary's range when the lab gave none
+    assert (
+        creatinine["referenceRange"][0]["high"]["code"] == "mg/dL"
+    )  # the dictionary's range when the lab gave none
 
     imported = await import_body(platform, target, bundle)
     assert imported.created_panel_count == 2
     assert imported.observation_count == imported.imported_observation_count == 5
     assert list(imported.issues) == []
-    copies = await panels(platform).ListPanels(panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=target.auth)
+    copies = await panels(platform).ListPanels(
+        panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=target.auth
+    )
     assert [content(p) for p in copies.panels] == [content(p) for p in originals]
     assert all(p.provenance.kind == panel_pb2.PROVENANCE_KIND_FHIR for p in copies.panels)
-    assert copies.panels[0].provenance.fhir_resource == f"DiagnosticReport/{originals[0].name.rsplit('/', 1)[1]}"
+    assert (
+        copies.panels[0].provenance.fhir_resource == f"DiagnosticReport/{originals[0].name.rsplit('/', 1)[1]}"
+    )
 
     again = await import_body(platform, target, bundle)
     assert again.created_panel_count == 0
@@ -165,22 +176,28 @@ async def test_export_of_named_panels_checks_their_owner(platform: Any) -> None:
         metadata=owner.auth,
     )
     named = await fhir(platform).ExportFhirBundle(
-        fhir_service_pb2.ExportFhirBundleRequest(parent=owner.name, panels=[created.name]), metadata=owner.auth
+        fhir_service_pb2.ExportFhirBundleRequest(parent=owner.name, panels=[created.name]),
+        metadata=owner.auth,
     )
     assert len(json.loads(named.data)["entry"]) == 2
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await fhir(platform).ExportFhirBundle(
-            fhir_service_pb2.ExportFhirBundleRequest(parent="users/me", panels=[created.name]), metadata=other.auth
+            fhir_service_pb2.ExportFhirBundleRequest(parent="users/me", panels=[created.name]),
+            metadata=other.auth,
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await fhir(platform).ExportFhirBundle(
-            fhir_service_pb2.ExportFhirBundleRequest(parent="users/me", panels=[f"{owner.name}/panels/{uuid.uuid4()}"]),
+            fhir_service_pb2.ExportFhirBundleRequest(
+                parent="users/me", panels=[f"{owner.name}/panels/{uuid.uuid4()}"]
+            ),
             metadata=owner.auth,
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await fhir(platform).ExportFhirBundle(fhir_service_pb2.ExportFhirBundleRequest(parent=owner.name), metadata=other.auth)
+        await fhir(platform).ExportFhirBundle(
+            fhir_service_pb2.ExportFhirBundleRequest(parent=owner.name), metadata=other.auth
+        )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -198,7 +215,9 @@ async def test_import_of_a_report_with_contained_observations_reports_what_it_sk
                 "id": "o1",
                 "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7"}], "text": "GLU"},
                 "valueQuantity": {"value": 101, "unit": "mg/dl"},
-                "referenceRange": [{"low": {"value": 70, "unit": "mg/dl"}, "high": {"value": 99, "unit": "mg/dl"}}],
+                "referenceRange": [
+                    {"low": {"value": 70, "unit": "mg/dl"}, "high": {"value": 99, "unit": "mg/dl"}}
+                ],
             },
             {
                 "resourceType": "Observation",
@@ -222,7 +241,8 @@ async def test_import_of_a_report_with_contained_observations_reports_what_it_sk
         "result": [{"reference": "#o1"}, {"reference": "#o2"}, {"reference": "#o3"}, {"reference": "#o4"}],
     }
     imported = await import_body(platform, person, report, request_id=str(uuid.uuid4()))
-    assert imported.created_panel_count == 1 and imported.observation_count == 4
+    assert imported.created_panel_count == 1
+    assert imported.observation_count == 4
     assert imported.imported_observation_count == 1
     assert sorted((i.resource, i.reason) for i in imported.issues) == [
         ("Observation/o2", "UNKNOWN_CODE"),
@@ -236,7 +256,9 @@ async def test_import_of_a_report_with_contained_observations_reports_what_it_sk
         panel_pb2.FLAG_BASIS_LAB_RANGE,
     )
     assert imported.panels[0].utc_offset.seconds == 0
-    assert imported.panels[0].collection_time.ToDatetime(tzinfo=UTC) == datetime(2025, 11, 3, 6, 45, tzinfo=UTC)
+    assert imported.panels[0].collection_time.ToDatetime(tzinfo=UTC) == datetime(
+        2025, 11, 3, 6, 45, tzinfo=UTC
+    )
 
 
 async def test_a_bundle_of_observations_alone_is_grouped_by_effective_time(platform: Any) -> None:
@@ -247,7 +269,12 @@ async def test_a_bundle_of_observations_alone_is_grouped_by_effective_time(platf
             "resource": {
                 "resourceType": "Observation",
                 "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-                "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+                "valueQuantity": {
+                    "value": value,
+                    "unit": unit,
+                    "system": "http://unitsofmeasure.org",
+                    "code": unit,
+                },
                 "effectiveDateTime": when,
             }
         }

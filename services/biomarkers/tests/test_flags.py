@@ -27,15 +27,24 @@ def person(sex: Sex, age: int | None) -> PersonProfile:
 
 
 def marker(
-    dictionary: Dictionary, biomarker: str, value: float, unit: str, who: PersonProfile, lab: LabRange | None = None
+    dictionary: Dictionary,
+    biomarker: str,
+    value: float,
+    unit: str,
+    who: PersonProfile,
+    lab: LabRange | None = None,
 ) -> Marker:
-    draft = MarkerDraft(biomarker=f"biomarkers/{biomarker}", value=value, reported_unit=unit, lab_range=lab or LabRange())
+    draft = MarkerDraft(
+        biomarker=f"biomarkers/{biomarker}", value=value, reported_unit=unit, lab_range=lab or LabRange()
+    )
     return evaluate_marker(
         dictionary, draft, marker_id=uuid.uuid4(), person=who, collection_time=DRAWN, field_path="marker"
     )
 
 
-@pytest.mark.parametrize(("mmol", "flag"), [(5.0, Flag.NORMAL), (6.0, Flag.HIGH), (3.5, Flag.LOW), (2.0, Flag.CRITICAL_LOW)])
+@pytest.mark.parametrize(
+    ("mmol", "flag"), [(5.0, Flag.NORMAL), (6.0, Flag.HIGH), (3.5, Flag.LOW), (2.0, Flag.CRITICAL_LOW)]
+)
 def test_glucose_in_mmol_and_mg_give_the_same_canonical_value_and_flag(
     dictionary: Dictionary, mmol: float, flag: Flag
 ) -> None:

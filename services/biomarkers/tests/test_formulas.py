@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vitalis_biomarkers.domain.formulas import EGFR, HOMA_IR, LDL_FRIEDEWALD, LDL_SAMPSON, PHENOAGE, ScoreUndefinedError
+from vitalis_biomarkers.domain.formulas import (
+    EGFR,
+    HOMA_IR,
+    LDL_FRIEDEWALD,
+    LDL_SAMPSON,
+    PHENOAGE,
+    ScoreUndefinedError,
+)
 from vitalis_biomarkers.domain.people import Sex
 from vitalis_biomarkers.domain.scoring import Evaluation, InputValue, MissingInputsError, evaluate
 
@@ -119,7 +126,8 @@ def test_homa_ir() -> None:
 
 
 def test_egfr_ckd_epi_2021_matches_published_examples() -> None:
-    # Worked by hand: 142 x 0.9938^50 x 1.012 for a woman at kappa; 142 x (1.0/0.9)^-1.2 x 0.9938^50 for a man.
+    # Worked by hand: 142 x 0.9938^50 x 1.012 for a woman at kappa;
+    # 142 x (1.0/0.9)^-1.2 x 0.9938^50 for a man.
     assert _evaluate(EGFR, {"creatinine": 0.7, "age": 50.0}, Sex.FEMALE) == pytest.approx(105.30, abs=0.05)
     assert _evaluate(EGFR, {"creatinine": 1.0, "age": 50.0}, Sex.MALE) == pytest.approx(91.70, abs=0.05)
 

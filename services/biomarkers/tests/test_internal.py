@@ -43,7 +43,9 @@ def upsert(document: str, key: str, biomarker: str, value: float, unit: str, pag
             biomarker=f"biomarkers/{biomarker}",
             value=value,
             reported_unit=unit,
-            provenance=panel_pb2.Provenance(kind=panel_pb2.PROVENANCE_KIND_DOCUMENT, page=page, confidence=0.93),
+            provenance=panel_pb2.Provenance(
+                kind=panel_pb2.PROVENANCE_KIND_DOCUMENT, page=page, confidence=0.93
+            ),
         ),
     )
 
@@ -56,19 +58,25 @@ async def test_document_results_become_one_panel_kept_in_step(platform: Any) -> 
         document=document,
         collection_time=ts(DRAWN),
         lab_name="Synlab",
-        upserts=[upsert(document, "a", "glucose", 5.2, "mmol/L"), upsert(document, "b", "sodium", 141, "mmol/L", 2)],
+        upserts=[
+            upsert(document, "a", "glucose", 5.2, "mmol/L"),
+            upsert(document, "b", "sodium", 141, "mmol/L", 2),
+        ],
     )
     first = await internal(platform).MergeDocumentMarkers(request, metadata=platform.as_service(person))
-    assert first.created and len(first.panel.markers) == 2
+    assert first.created
+    assert len(first.panel.markers) == 2
     assert first.panel.provenance.kind == panel_pb2.PROVENANCE_KIND_DOCUMENT
     assert first.panel.provenance.document == document
     glucose = first.panel.markers[0]
     assert glucose.provenance.extracted_marker == f"{document}/extractedMarkers/a"
-    assert glucose.provenance.page == 1 and glucose.provenance.confidence == pytest.approx(0.93)
+    assert glucose.provenance.page == 1
+    assert glucose.provenance.confidence == pytest.approx(0.93)
     assert [link.marker for link in first.links] == [m.name for m in first.panel.markers]
 
     repeated = await internal(platform).MergeDocumentMarkers(request, metadata=platform.as_service(person))
-    assert not repeated.created and repeated.panel == first.panel
+    assert not repeated.created
+    assert repeated.panel == first.panel
 
     corrected = await internal(platform).MergeDocumentMarkers(
         panel_internal_service_pb2.MergeDocumentMarkersRequest(
@@ -81,10 +89,14 @@ async def test_document_results_become_one_panel_kept_in_step(platform: Any) -> 
         metadata=platform.as_service(person),
     )
     assert [m.name for m in corrected.panel.markers] == [glucose.name]
-    assert corrected.panel.markers[0].value == 6.4 and corrected.panel.etag != first.panel.etag
+    assert corrected.panel.markers[0].value == 6.4
+    assert corrected.panel.etag != first.panel.etag
     gone = await internal(platform).MergeDocumentMarkers(
         panel_internal_service_pb2.MergeDocumentMarkersRequest(
-            user=person.name, document=document, collection_time=ts(DRAWN), removals=[f"{document}/extractedMarkers/a"]
+            user=person.name,
+            document=document,
+            collection_time=ts(DRAWN),
+            removals=[f"{document}/extractedMarkers/a"],
         ),
         metadata=platform.as_service(person),
     )
@@ -99,7 +111,10 @@ async def test_merge_refuses_users_tokens_and_foreign_documents(platform: Any) -
     person, other = await platform.person(), await platform.person()
     document = f"{person.name}/documents/{uuid.uuid4()}"
     request = panel_internal_service_pb2.MergeDocumentMarkersRequest(
-        user=person.name, document=document, collection_time=ts(DRAWN), upserts=[upsert(document, "a", "glucose", 90, "mg/dL")]
+        user=person.name,
+        document=document,
+        collection_time=ts(DRAWN),
+        upserts=[upsert(document, "a", "glucose", 90, "mg/dL")],
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await internal(platform).MergeDocumentMarkers(request, metadata=person.auth)
@@ -111,7 +126,10 @@ async def test_merge_refuses_users_tokens_and_foreign_documents(platform: Any) -
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await internal(platform).MergeDocumentMarkers(
             panel_internal_service_pb2.MergeDocumentMarkersRequest(
-                user=person.name, document=foreign, collection_time=ts(DRAWN), upserts=[upsert(foreign, "a", "glucose", 90, "mg/dL")]
+                user=person.name,
+                document=foreign,
+                collection_time=ts(DRAWN),
+                upserts=[upsert(foreign, "a", "glucose", 90, "mg/dL")],
             ),
             metadata=platform.as_service(person),
         )
@@ -122,7 +140,10 @@ async def test_merge_refuses_users_tokens_and_foreign_documents(platform: Any) -
                 user=person.name,
                 document=document,
                 collection_time=ts(DRAWN),
-                upserts=[upsert(document, "a", "glucose", 90, "mg/dL"), upsert(document, "b", "glucose", 5, "mmol/L")],
+                upserts=[
+                    upsert(document, "a", "glucose", 90, "mg/dL"),
+                    upsert(document, "b", "glucose", 5, "mmol/L"),
+                ],
             ),
             metadata=platform.as_service(person),
         )
@@ -138,7 +159,9 @@ async def test_export_and_erase_a_users_data(platform: Any) -> None:
                 parent="users/me",
                 panel=panel_pb2.Panel(
                     collection_time=ts(DRAWN),
-                    markers=[panel_pb2.Marker(biomarker="biomarkers/creatinine", value=0.9, reported_unit="mg/dL")],
+                    markers=[
+                        panel_pb2.Marker(biomarker="biomarkers/creatinine", value=0.9, reported_unit="mg/dL")
+                    ],
                 ),
             ),
             metadata=owner.auth,
@@ -160,7 +183,9 @@ async def test_export_and_erase_a_users_data(platform: Any) -> None:
     assert len(entries["scores.jsonl"].splitlines()) == 1  # eGFR from the creatinine
     assert json.loads(entries["fhir_bundle.json"])["resourceType"] == "Bundle"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await user_data.EraseUserData(user_data_service_pb2.EraseUserDataRequest(user=person.name), metadata=person.auth)
+        await user_data.EraseUserData(
+            user_data_service_pb2.EraseUserDataRequest(user=person.name), metadata=person.auth
+        )
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
     erased = await user_data.EraseUserData(
@@ -179,7 +204,9 @@ async def test_export_and_erase_a_users_data(platform: Any) -> None:
             " + (SELECT count(*) FROM biomarkers.outbox WHERE event_user_id = $1 AND published_at IS NULL)",
             person.user_id,
         )
-        kept = await admin.fetchval("SELECT count(*) FROM biomarkers.panels WHERE user_id = $1", bystander.user_id)
+        kept = await admin.fetchval(
+            "SELECT count(*) FROM biomarkers.panels WHERE user_id = $1", bystander.user_id
+        )
     finally:
         await admin.close()
     assert (left, kept) == (0, 1)

@@ -70,23 +70,33 @@ async def test_create_panel_computes_canonical_values_flags_and_names(platform: 
         ),
     )
     assert created.name.startswith(f"users/{person.user_id}/panels/")
-    assert created.etag and created.provenance.kind == panel_pb2.PROVENANCE_KIND_MANUAL
+    assert created.etag
+    assert created.provenance.kind == panel_pb2.PROVENANCE_KIND_MANUAL
     glucose, creatinine, lpa = created.markers
     assert glucose.name.startswith(f"{created.name}/markers/")
     assert glucose.canonical_value == pytest.approx(90.078, abs=1e-3)
     assert glucose.canonical_unit == "mg/dL"
-    assert (glucose.flag, glucose.flag_basis) == (panel_pb2.MARKER_FLAG_NORMAL, panel_pb2.FLAG_BASIS_DICTIONARY_RANGE)
+    assert (glucose.flag, glucose.flag_basis) == (
+        panel_pb2.MARKER_FLAG_NORMAL,
+        panel_pb2.FLAG_BASIS_DICTIONARY_RANGE,
+    )
     assert creatinine.flag == panel_pb2.MARKER_FLAG_HIGH  # 1.2 mg/dL is above the female range
-    assert not lpa.HasField("canonical_value") and lpa.flag == panel_pb2.MARKER_FLAG_UNSPECIFIED
-    assert glucose.dictionary_version and glucose.collection_time == created.collection_time
-    fetched = await stub(platform).GetPanel(panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth)
+    assert not lpa.HasField("canonical_value")
+    assert lpa.flag == panel_pb2.MARKER_FLAG_UNSPECIFIED
+    assert glucose.dictionary_version
+    assert glucose.collection_time == created.collection_time
+    fetched = await stub(platform).GetPanel(
+        panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth
+    )
     assert fetched == created
 
 
 async def test_mmol_and_mg_panels_give_the_same_canonical_value_and_flag(platform: Any) -> None:
     person = await platform.person(sex="male")
     molar = await create(platform, person, panel(marker("glucose", 6.0, "mmol/L")))
-    mass = await create(platform, person, panel(marker("glucose", 6.0 * 18.0156, "mg/dL"), drawn=DRAWN - timedelta(days=1)))
+    mass = await create(
+        platform, person, panel(marker("glucose", 6.0 * 18.0156, "mg/dL"), drawn=DRAWN - timedelta(days=1))
+    )
     assert molar.markers[0].canonical_value == pytest.approx(mass.markers[0].canonical_value, rel=1e-12)
     assert molar.markers[0].flag == mass.markers[0].flag == panel_pb2.MARKER_FLAG_HIGH
 
@@ -117,7 +127,9 @@ async def test_repeated_request_id_returns_the_first_panel(platform: Any) -> Non
     first = await create(platform, person, panel(marker("sodium", 140, "mmol/L")), request_id=request_id)
     again = await create(platform, person, panel(marker("sodium", 150, "mmol/L")), request_id=request_id)
     assert again == first
-    listed = await stub(platform).ListPanels(panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=person.auth)
+    listed = await stub(platform).ListPanels(
+        panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=person.auth
+    )
     assert [p.name for p in listed.panels] == [first.name]
 
 
@@ -149,7 +161,9 @@ async def test_create_refuses_bad_panels_and_stores_nothing(
         await create(platform, person, body)
     assert raised.value.code() == code
     assert reason(raised.value) == expected_reason
-    listed = await stub(platform).ListPanels(panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=person.auth)
+    listed = await stub(platform).ListPanels(
+        panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=person.auth
+    )
     assert list(listed.panels) == []
 
 
@@ -157,13 +171,18 @@ async def test_list_panels_pages_in_collection_order(platform: Any) -> None:
     person = await platform.person()
     names = []
     for day in range(5):
-        created = await create(platform, person, panel(marker("potassium", 4.0 + day / 10, "mmol/L"), drawn=DRAWN - timedelta(days=day)))
+        created = await create(
+            platform,
+            person,
+            panel(marker("potassium", 4.0 + day / 10, "mmol/L"), drawn=DRAWN - timedelta(days=day)),
+        )
         names.append(created.name)
     seen: list[str] = []
     token = ""
     while True:
         page = await stub(platform).ListPanels(
-            panel_service_pb2.ListPanelsRequest(parent=person.name, page_size=2, page_token=token), metadata=person.auth
+            panel_service_pb2.ListPanelsRequest(parent=person.name, page_size=2, page_token=token),
+            metadata=person.auth,
         )
         seen += [p.name for p in page.panels]
         token = page.next_page_token
@@ -171,7 +190,8 @@ async def test_list_panels_pages_in_collection_order(platform: Any) -> None:
             break
     assert seen == names
     ascending = await stub(platform).ListPanels(
-        panel_service_pb2.ListPanelsRequest(parent="users/me", order_by="collection_time"), metadata=person.auth
+        panel_service_pb2.ListPanelsRequest(parent="users/me", order_by="collection_time"),
+        metadata=person.auth,
     )
     assert [p.name for p in ascending.panels] == names[::-1]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -181,21 +201,26 @@ async def test_list_panels_pages_in_collection_order(platform: Any) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub(platform).ListPanels(
-            panel_service_pb2.ListPanelsRequest(parent="users/me", page_token="forged.token"), metadata=person.auth
+            panel_service_pb2.ListPanelsRequest(parent="users/me", page_token="forged.token"),
+            metadata=person.auth,
         )
     assert reason(raised.value) == "INVALID_PAGE_TOKEN"
 
 
 async def test_update_applies_the_mask_keeps_marker_identity_and_refuses_stale_etags(platform: Any) -> None:
     person = await platform.person()
-    created = await create(platform, person, panel(marker("glucose", 90, "mg/dL"), marker("sodium", 140, "mmol/L")))
+    created = await create(
+        platform, person, panel(marker("glucose", 90, "mg/dL"), marker("sodium", 140, "mmol/L"))
+    )
     glucose = created.markers[0]
     changed = panel_pb2.Panel(
         name=created.name,
         etag=created.etag,
         display_name="Renamed",
         markers=[
-            panel_pb2.Marker(name=glucose.name, biomarker=glucose.biomarker, value=130, reported_unit="mg/dL"),
+            panel_pb2.Marker(
+                name=glucose.name, biomarker=glucose.biomarker, value=130, reported_unit="mg/dL"
+            ),
             marker("potassium", 4.2, "mmol/L"),
         ],
     )
@@ -205,7 +230,8 @@ async def test_update_applies_the_mask_keeps_marker_identity_and_refuses_stale_e
         ),
         metadata=person.auth,
     )
-    assert updated.display_name == "Renamed" and updated.etag != created.etag
+    assert updated.display_name == "Renamed"
+    assert updated.etag != created.etag
     assert [m.biomarker for m in updated.markers] == ["biomarkers/glucose", "biomarkers/potassium"]
     assert updated.markers[0].name == glucose.name
     assert updated.markers[0].flag == panel_pb2.MARKER_FLAG_HIGH
@@ -221,12 +247,15 @@ async def test_update_applies_the_mask_keeps_marker_identity_and_refuses_stale_e
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub(platform).UpdatePanel(
             panel_service_pb2.UpdatePanelRequest(
-                panel=panel_pb2.Panel(name=created.name), update_mask=field_mask_pb2.FieldMask(paths=["provenance"])
+                panel=panel_pb2.Panel(name=created.name),
+                update_mask=field_mask_pb2.FieldMask(paths=["provenance"]),
             ),
             metadata=person.auth,
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    again = await stub(platform).GetPanel(panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth)
+    again = await stub(platform).GetPanel(
+        panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth
+    )
     assert again == updated
 
 
@@ -242,7 +271,9 @@ async def test_delete_with_etag(platform: Any) -> None:
         panel_service_pb2.DeletePanelRequest(name=created.name, etag=created.etag), metadata=person.auth
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub(platform).GetPanel(panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth)
+        await stub(platform).GetPanel(
+            panel_service_pb2.GetPanelRequest(name=created.name), metadata=person.auth
+        )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -263,11 +294,16 @@ async def test_marker_history_across_panels_in_canonical_units(platform: Any) ->
     )
     assert [m.value for m in high.markers] == [110.0]
     page = await stub(platform).ListMarkers(
-        panel_service_pb2.ListMarkersRequest(parent="users/me/panels/-", page_size=2, order_by="collection_time"),
+        panel_service_pb2.ListMarkersRequest(
+            parent="users/me/panels/-", page_size=2, order_by="collection_time"
+        ),
         metadata=person.auth,
     )
-    assert len(page.markers) == 2 and page.next_page_token
-    one = await stub(platform).GetMarker(panel_service_pb2.GetMarkerRequest(name=history.markers[1].name), metadata=person.auth)
+    assert len(page.markers) == 2
+    assert page.next_page_token
+    one = await stub(platform).GetMarker(
+        panel_service_pb2.GetMarkerRequest(name=history.markers[1].name), metadata=person.auth
+    )
     assert one == history.markers[1]
     of_panel = await stub(platform).ListMarkers(
         panel_service_pb2.ListMarkersRequest(parent=history.markers[0].name.rsplit("/markers/", 1)[0]),
@@ -281,14 +317,19 @@ async def test_user_cannot_read_or_change_another_users_panel(platform: Any) -> 
     created = await create(platform, owner, panel(marker("glucose", 90, "mg/dL")))
     never = f"users/{owner.user_id}/panels/{uuid.uuid4()}"
     calls = [
-        lambda name: stub(platform).GetPanel(panel_service_pb2.GetPanelRequest(name=name), metadata=stranger.auth),
-        lambda name: stub(platform).DeletePanel(panel_service_pb2.DeletePanelRequest(name=name), metadata=stranger.auth),
+        lambda name: stub(platform).GetPanel(
+            panel_service_pb2.GetPanelRequest(name=name), metadata=stranger.auth
+        ),
+        lambda name: stub(platform).DeletePanel(
+            panel_service_pb2.DeletePanelRequest(name=name), metadata=stranger.auth
+        ),
         lambda name: stub(platform).ListMarkers(
             panel_service_pb2.ListMarkersRequest(parent=name), metadata=stranger.auth
         ),
         lambda name: stub(platform).UpdatePanel(
             panel_service_pb2.UpdatePanelRequest(
-                panel=panel_pb2.Panel(name=name, note="x"), update_mask=field_mask_pb2.FieldMask(paths=["note"])
+                panel=panel_pb2.Panel(name=name, note="x"),
+                update_mask=field_mask_pb2.FieldMask(paths=["note"]),
             ),
             metadata=stranger.auth,
         ),
@@ -302,17 +343,25 @@ async def test_user_cannot_read_or_change_another_users_panel(platform: Any) -> 
         assert answers[0] == answers[1]
         assert answers[0][0] == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await stub(platform).ListPanels(panel_service_pb2.ListPanelsRequest(parent=owner.name), metadata=stranger.auth)
+        await stub(platform).ListPanels(
+            panel_service_pb2.ListPanelsRequest(parent=owner.name), metadata=stranger.auth
+        )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub(platform).CreatePanel(
-            panel_service_pb2.CreatePanelRequest(parent=owner.name, panel=panel(marker("glucose", 90, "mg/dL"))),
+            panel_service_pb2.CreatePanelRequest(
+                parent=owner.name, panel=panel(marker("glucose", 90, "mg/dL"))
+            ),
             metadata=stranger.auth,
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-    mine = await stub(platform).ListPanels(panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=stranger.auth)
+    mine = await stub(platform).ListPanels(
+        panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=stranger.auth
+    )
     assert list(mine.panels) == []
-    still = await stub(platform).GetPanel(panel_service_pb2.GetPanelRequest(name=created.name), metadata=owner.auth)
+    still = await stub(platform).GetPanel(
+        panel_service_pb2.GetPanelRequest(name=created.name), metadata=owner.auth
+    )
     assert still == created
 
 
@@ -326,7 +375,9 @@ async def test_panel_changes_are_written_to_the_outbox(platform: Any) -> None:
         ),
         metadata=person.auth,
     )
-    await stub(platform).DeletePanel(panel_service_pb2.DeletePanelRequest(name=created.name), metadata=person.auth)
+    await stub(platform).DeletePanel(
+        panel_service_pb2.DeletePanelRequest(name=created.name), metadata=person.auth
+    )
     admin = await asyncpg.connect(platform.database_url)
     try:
         rows = await admin.fetch(

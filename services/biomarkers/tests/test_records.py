@@ -59,7 +59,10 @@ def dexa(moment: datetime = SCANNED, fat: float = 18.5) -> body_composition_scan
         ],
         bone_densities=[
             body_composition_scan_pb2.BoneDensity(
-                site=body_composition_scan_pb2.BONE_SITE_LUMBAR_SPINE, bone_mineral_density=1.05, t_score=-0.4, z_score=0.1
+                site=body_composition_scan_pb2.BONE_SITE_LUMBAR_SPINE,
+                bone_mineral_density=1.05,
+                t_score=-0.4,
+                z_score=0.1,
             )
         ],
     )
@@ -105,11 +108,17 @@ async def test_body_composition_scan_lifecycle(platform: Any) -> None:
         ),
         metadata=person.auth,
     )
-    assert (updated.fat_mass_kg, updated.note, updated.lean_mass_kg) == (18.0, "repeat scan", pytest.approx(50.9))
+    assert (updated.fat_mass_kg, updated.note, updated.lean_mass_kg) == (
+        18.0,
+        "repeat scan",
+        pytest.approx(50.9),
+    )
     assert updated.etag != created.etag
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scans(platform).DeleteBodyCompositionScan(
-            body_composition_service_pb2.DeleteBodyCompositionScanRequest(name=created.name, etag=created.etag),
+            body_composition_service_pb2.DeleteBodyCompositionScanRequest(
+                name=created.name, etag=created.etag
+            ),
             metadata=person.auth,
         )
     assert raised.value.code() == grpc.StatusCode.ABORTED
@@ -119,7 +128,8 @@ async def test_body_composition_scan_lifecycle(platform: Any) -> None:
     )
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scans(platform).GetBodyCompositionScan(
-            body_composition_service_pb2.GetBodyCompositionScanRequest(name=created.name), metadata=person.auth
+            body_composition_service_pb2.GetBodyCompositionScanRequest(name=created.name),
+            metadata=person.auth,
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
@@ -143,7 +153,9 @@ async def test_invalid_scans_are_refused(platform: Any, change: dict[str, Any]) 
             setattr(scan, key, value)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scans(platform).CreateBodyCompositionScan(
-            body_composition_service_pb2.CreateBodyCompositionScanRequest(parent="users/me", body_composition_scan=scan),
+            body_composition_service_pb2.CreateBodyCompositionScanRequest(
+                parent="users/me", body_composition_scan=scan
+            ),
             metadata=person.auth,
         )
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -163,7 +175,9 @@ async def test_epigenetic_test_lifecycle_with_chronological_age(platform: Any) -
                 pace_of_aging=0.91,
                 pace_of_aging_clock="DunedinPACE",
                 organ_ages=[
-                    epigenetic_test_pb2.OrganAge(organ_system=epigenetic_test_pb2.ORGAN_SYSTEM_HEART, age_years=44.0)
+                    epigenetic_test_pb2.OrganAge(
+                        organ_system=epigenetic_test_pb2.ORGAN_SYSTEM_HEART, age_years=44.0
+                    )
                 ],
                 clock_results=[epigenetic_test_pb2.ClockResult(clock="DunedinPACE", value=0.91, unit="1")],
             ),
@@ -183,7 +197,8 @@ async def test_epigenetic_test_lifecycle_with_chronological_age(platform: Any) -
         ),
         metadata=person.auth,
     )
-    assert updated.biological_age_years == 42.0 and updated.pace_of_aging == pytest.approx(0.91)
+    assert updated.biological_age_years == 42.0
+    assert updated.pace_of_aging == pytest.approx(0.91)
     listed = await epigenetic(platform).ListEpigeneticTests(
         epigenetic_test_service_pb2.ListEpigeneticTestsRequest(parent="users/me"), metadata=person.auth
     )
@@ -192,7 +207,9 @@ async def test_epigenetic_test_lifecycle_with_chronological_age(platform: Any) -
         await epigenetic(platform).CreateEpigeneticTest(
             epigenetic_test_service_pb2.CreateEpigeneticTestRequest(
                 parent="users/me",
-                epigenetic_test=epigenetic_test_pb2.EpigeneticTest(collection_time=ts(SCANNED), pace_of_aging=9.0),
+                epigenetic_test=epigenetic_test_pb2.EpigeneticTest(
+                    collection_time=ts(SCANNED), pace_of_aging=9.0
+                ),
             ),
             metadata=person.auth,
         )
@@ -209,7 +226,9 @@ async def test_epigenetic_test_lifecycle_with_chronological_age(platform: Any) -
 async def test_records_of_another_user_are_not_found(platform: Any) -> None:
     owner, stranger = await platform.person(), await platform.person()
     scan = await scans(platform).CreateBodyCompositionScan(
-        body_composition_service_pb2.CreateBodyCompositionScanRequest(parent="users/me", body_composition_scan=dexa()),
+        body_composition_service_pb2.CreateBodyCompositionScanRequest(
+            parent="users/me", body_composition_scan=dexa()
+        ),
         metadata=owner.auth,
     )
     for call in (
@@ -217,10 +236,12 @@ async def test_records_of_another_user_are_not_found(platform: Any) -> None:
             body_composition_service_pb2.GetBodyCompositionScanRequest(name=scan.name), metadata=stranger.auth
         ),
         scans(platform).DeleteBodyCompositionScan(
-            body_composition_service_pb2.DeleteBodyCompositionScanRequest(name=scan.name), metadata=stranger.auth
+            body_composition_service_pb2.DeleteBodyCompositionScanRequest(name=scan.name),
+            metadata=stranger.auth,
         ),
         scans(platform).ListBodyCompositionScans(
-            body_composition_service_pb2.ListBodyCompositionScansRequest(parent=owner.name), metadata=stranger.auth
+            body_composition_service_pb2.ListBodyCompositionScansRequest(parent=owner.name),
+            metadata=stranger.auth,
         ),
         epigenetic(platform).ListEpigeneticTests(
             epigenetic_test_service_pb2.ListEpigeneticTestsRequest(parent=owner.name), metadata=stranger.auth

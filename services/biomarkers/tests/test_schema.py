@@ -12,4 +12,9 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def test_every_user_table_has_forced_row_level_security(platform: Any) -> None:
-    assert await assert_rls_posture(platform.database_url, schema="biomarkers", app_role="vitalis_biomarkers_app") == []
+    assert (
+        await assert_rls_posture(
+            platform.database_url, schema="biomarkers", app_role="vitalis_biomarkers_app"
+        )
+        == []
+    )

@@ -72,7 +72,9 @@ def panels(platform: Any) -> panel_service_pb2_grpc.PanelServiceStub:
     return panel_service_pb2_grpc.PanelServiceStub(platform.biomarkers)
 
 
-async def create_panel(platform: Any, person: Any, markers: list[panel_pb2.Marker], drawn: datetime = DRAWN) -> panel_pb2.Panel:
+async def create_panel(
+    platform: Any, person: Any, markers: list[panel_pb2.Marker], drawn: datetime = DRAWN
+) -> panel_pb2.Panel:
     return await panels(platform).CreatePanel(
         panel_service_pb2.CreatePanelRequest(
             parent="users/me", panel=panel_pb2.Panel(collection_time=ts(drawn), markers=markers)
@@ -90,7 +92,9 @@ async def list_scores(platform: Any, person: Any, **extra: Any) -> list[score_pb
 
 async def test_formulas_are_listed_with_versions_and_coefficient_sets(platform: Any) -> None:
     person = await platform.person()
-    listed = await scores(platform).ListScoreFormulas(score_service_pb2.ListScoreFormulasRequest(), metadata=person.auth)
+    listed = await scores(platform).ListScoreFormulas(
+        score_service_pb2.ListScoreFormulasRequest(), metadata=person.auth
+    )
     names = [formula.name for formula in listed.score_formulas]
     assert names == [
         "scoreFormulas/phenoage",
@@ -104,7 +108,10 @@ async def test_formulas_are_listed_with_versions_and_coefficient_sets(platform: 
     )
     version = phenoage.versions[0]
     assert version.default_coefficient_set == "levine-2018-full-0.090165"
-    assert {s.id for s in version.coefficient_sets} >= {"levine-2018-rounded-0.090165", "levine-2018-rounded-0.09165"}
+    assert {s.id for s in version.coefficient_sets} >= {
+        "levine-2018-rounded-0.090165",
+        "levine-2018-rounded-0.09165",
+    }
     assert [p.parameter for p in version.parameters][-1] == "age"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scores(platform).GetScoreFormula(
@@ -113,7 +120,9 @@ async def test_formulas_are_listed_with_versions_and_coefficient_sets(platform: 
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def evaluation_request(coefficient_set: str, **overrides: float) -> score_service_pb2.EvaluateScoreFormulaRequest:
+def evaluation_request(
+    coefficient_set: str, **overrides: float
+) -> score_service_pb2.EvaluateScoreFormulaRequest:
     values = {
         "albumin": (50, ""),
         "creatinine": (75.14, ""),
@@ -140,9 +149,13 @@ def evaluation_request(coefficient_set: str, **overrides: float) -> score_servic
     ("coefficient_set", "expected"),
     [("levine-2018-rounded-0.090165", 26.41), ("levine-2018-rounded-0.09165", 28.28), ("", 26.35)],
 )
-async def test_evaluate_reproduces_the_published_vector(platform: Any, coefficient_set: str, expected: float) -> None:
+async def test_evaluate_reproduces_the_published_vector(
+    platform: Any, coefficient_set: str, expected: float
+) -> None:
     person = await platform.person()
-    result = await scores(platform).EvaluateScoreFormula(evaluation_request(coefficient_set), metadata=person.auth)
+    result = await scores(platform).EvaluateScoreFormula(
+        evaluation_request(coefficient_set), metadata=person.auth
+    )
     assert result.value == pytest.approx(expected, abs=0.01)
     assert result.status == score_pb2.SCORE_STATUS_OK
     assert result.intermediates["xb"] < 0
@@ -168,7 +181,9 @@ async def test_evaluate_refuses_undefined_and_incomplete_inputs(platform: Any) -
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scores(platform).EvaluateScoreFormula(evaluation_request("no-such-set"), metadata=person.auth)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-    flagged = await scores(platform).EvaluateScoreFormula(evaluation_request("", glucose=40), metadata=person.auth)
+    flagged = await scores(platform).EvaluateScoreFormula(
+        evaluation_request("", glucose=40), metadata=person.auth
+    )
     assert flagged.status == score_pb2.SCORE_STATUS_FLAGGED
     assert [issue.reason for issue in flagged.issues] == ["OUTSIDE_PLAUSIBLE_RANGE"]
 
@@ -182,14 +197,18 @@ async def test_a_complete_panel_gets_its_phenoage_with_inputs_and_age(platform: 
     assert score.value == pytest.approx(26.35, abs=0.01)
     assert (score.formula_version, score.coefficient_set) == ("1.0.0", "levine-2018-full-0.090165")
     assert score.age_at_sample_years == pytest.approx(47.0, abs=0.01)
-    assert score.panel == created.name and score.trigger == score_pb2.SCORE_TRIGGER_PANEL_CREATED
-    assert score.state == score_pb2.SCORE_STATE_CURRENT and score.status == score_pb2.SCORE_STATUS_OK
+    assert score.panel == created.name
+    assert score.trigger == score_pb2.SCORE_TRIGGER_PANEL_CREATED
+    assert score.state == score_pb2.SCORE_STATE_CURRENT
+    assert score.status == score_pb2.SCORE_STATUS_OK
     by_parameter = {given.parameter: given for given in score.inputs}
     assert by_parameter["crp"].value == pytest.approx(math.exp(-4.2), rel=1e-9)
     assert by_parameter["crp"].unit == "mg/dL"
     assert by_parameter["albumin"].marker.startswith(created.name + "/markers/")
     assert by_parameter["albumin"].collection_time == created.collection_time
-    fetched = await scores(platform).GetScore(score_service_pb2.GetScoreRequest(name=score.name), metadata=person.auth)
+    fetched = await scores(platform).GetScore(
+        score_service_pb2.GetScoreRequest(name=score.name), metadata=person.auth
+    )
     assert fetched == score
 
 
@@ -198,23 +217,36 @@ async def test_a_changed_input_supersedes_the_score_and_a_deleted_panel_outdates
     created = await create_panel(platform, person, vector_markers())
     first = (await list_scores(platform, person, formula="scoreFormulas/phenoage"))[0]
     albumin = next(m for m in created.markers if m.biomarker == "biomarkers/albumin")
-    changed = [m if m.name != albumin.name else panel_pb2.Marker(name=m.name, biomarker=m.biomarker, value=40, reported_unit="g/L") for m in created.markers]
+    changed = [
+        m
+        if m.name != albumin.name
+        else panel_pb2.Marker(name=m.name, biomarker=m.biomarker, value=40, reported_unit="g/L")
+        for m in created.markers
+    ]
     await panels(platform).UpdatePanel(
         panel_service_pb2.UpdatePanelRequest(
-            panel=panel_pb2.Panel(name=created.name, markers=changed), update_mask=field_mask_pb2.FieldMask(paths=["markers"])
+            panel=panel_pb2.Panel(name=created.name, markers=changed),
+            update_mask=field_mask_pb2.FieldMask(paths=["markers"]),
         ),
         metadata=person.auth,
     )
     current = await list_scores(platform, person, formula="scoreFormulas/phenoage")
-    assert len(current) == 1 and current[0].value > first.value
+    assert len(current) == 1
+    assert current[0].value > first.value
     assert current[0].trigger == score_pb2.SCORE_TRIGGER_INPUT_CHANGED
     history = await list_scores(platform, person, formula="scoreFormulas/phenoage", show_history=True)
     old = next(score for score in history if score.name == first.name)
-    assert old.state == score_pb2.SCORE_STATE_SUPERSEDED and old.superseded_by == current[0].name
-    await panels(platform).DeletePanel(panel_service_pb2.DeletePanelRequest(name=created.name), metadata=person.auth)
+    assert old.state == score_pb2.SCORE_STATE_SUPERSEDED
+    assert old.superseded_by == current[0].name
+    await panels(platform).DeletePanel(
+        panel_service_pb2.DeletePanelRequest(name=created.name), metadata=person.auth
+    )
     assert await list_scores(platform, person, formula="scoreFormulas/phenoage") == []
     kept = await list_scores(platform, person, formula="scoreFormulas/phenoage", show_history=True)
-    assert {score.state for score in kept} == {score_pb2.SCORE_STATE_SUPERSEDED, score_pb2.SCORE_STATE_OUTDATED}
+    assert {score.state for score in kept} == {
+        score_pb2.SCORE_STATE_SUPERSEDED,
+        score_pb2.SCORE_STATE_OUTDATED,
+    }
 
 
 async def test_compute_and_recompute_with_another_coefficient_set(platform: Any) -> None:
@@ -235,14 +267,19 @@ async def test_compute_and_recompute_with_another_coefficient_set(platform: Any)
     assert computed.trigger == score_pb2.SCORE_TRIGGER_REQUESTED
     again = await scores(platform).ComputeScore(
         score_service_pb2.ComputeScoreRequest(
-            parent="users/me", formula="scoreFormulas/phenoage", coefficient_set="levine-2018-rounded-0.09165", request_id=request_id
+            parent="users/me",
+            formula="scoreFormulas/phenoage",
+            coefficient_set="levine-2018-rounded-0.09165",
+            request_id=request_id,
         ),
         metadata=person.auth,
     )
     assert again == computed
     recomputed = await scores(platform).RecomputeScores(
         score_service_pb2.RecomputeScoresRequest(
-            parent="users/me", formula="scoreFormulas/phenoage", coefficient_set="levine-2018-rounded-0.090165"
+            parent="users/me",
+            formula="scoreFormulas/phenoage",
+            coefficient_set="levine-2018-rounded-0.090165",
         ),
         metadata=person.auth,
     )
@@ -320,10 +357,14 @@ async def test_scores_are_announced_and_invisible_to_others(platform: Any) -> No
     await create_panel(platform, person, vector_markers())
     score = (await list_scores(platform, person))[0]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await scores(platform).GetScore(score_service_pb2.GetScoreRequest(name=score.name), metadata=stranger.auth)
+        await scores(platform).GetScore(
+            score_service_pb2.GetScoreRequest(name=score.name), metadata=stranger.auth
+        )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await scores(platform).ListScores(score_service_pb2.ListScoresRequest(parent=person.name), metadata=stranger.auth)
+        await scores(platform).ListScores(
+            score_service_pb2.ListScoresRequest(parent=person.name), metadata=stranger.auth
+        )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scores(platform).RecomputeScores(
@@ -334,7 +375,8 @@ async def test_scores_are_announced_and_invisible_to_others(platform: Any) -> No
     admin = await asyncpg.connect(platform.database_url)
     try:
         types = await admin.fetch(
-            "SELECT event_type FROM biomarkers.outbox WHERE event_user_id = $1 ORDER BY position", person.user_id
+            "SELECT event_type FROM biomarkers.outbox WHERE event_user_id = $1 ORDER BY position",
+            person.user_id,
         )
     finally:
         await admin.close()
@@ -356,4 +398,6 @@ async def test_list_scores_pages(platform: Any) -> None:
         metadata=person.auth,
     )
     times = [s.sample_time.ToDatetime() for s in [*first.scores, *rest.scores]]
-    assert len(times) == 3 and times == sorted(times, reverse=True) and not rest.next_page_token
+    assert len(times) == 3
+    assert times == sorted(times, reverse=True)
+    assert not rest.next_page_token

@@ -72,7 +72,7 @@ def definition_to_proto(definition: BiomarkerDefinition) -> biomarker_pb2.Biomar
             unit=alternate.unit,
             loinc_code=alternate.loinc_code,
             kind=alternate.kind.value,
-            basis=alternate.basis,  # type: ignore[arg-type]
+            basis=alternate.basis,
         )
         if alternate.factor is not None:
             unit.factor = alternate.factor
@@ -214,8 +214,8 @@ class DictionaryServicer(dictionary_service_pb2_grpc.DictionaryServiceServicer):
         return dictionary_service_pb2.ConvertBiomarkerValueResponse(
             value=value,
             unit=to_unit,
-            kind=kind.value,
-            dictionary_version=self._dictionary.version,  # type: ignore[arg-type]
+            kind=kind.value,  # type: ignore[arg-type]
+            dictionary_version=self._dictionary.version,
         )
 
 

@@ -61,7 +61,7 @@ def _update_paths(request: panel_service_pb2.UpdatePanelRequest) -> list[str]:
     present = [
         path
         for path in PANEL_FIELDS
-        if (path in ("collection_time", "utc_offset", "report_time") and panel.HasField(path))
+        if (path in ("collection_time", "utc_offset", "report_time") and panel.HasField(path))  # type: ignore[arg-type]
         or (path not in ("collection_time", "utc_offset", "report_time") and getattr(panel, path))
     ]
     return present + (["markers"] if len(panel.markers) else [])
@@ -115,7 +115,7 @@ class PanelServicer(panel_service_pb2_grpc.PanelServiceServicer):
             "ascending": ascending,
         }
         after = time_cursor(self._pages.cursor(request.page_token, fingerprint))
-        panels = await self._book.list(
+        panels = await self._book.list_panels(
             user_id, interval=window, ascending=ascending, after=after, limit=size + 1
         )
         token = ""

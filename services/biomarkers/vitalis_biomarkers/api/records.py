@@ -73,9 +73,7 @@ def _merged(current: dict[str, Any], given: Message, paths: Sequence[str]) -> di
     return merged
 
 
-def _mask_paths(
-    message: Message, mask: Any, has_mask: bool, mutable: frozenset[str], prefix: str
-) -> list[str]:
+def _mask_paths(message: Message, mask: Any, has_mask: bool, mutable: frozenset[str]) -> list[str]:
     if has_mask and mask.paths:
         for path in mask.paths:
             if path == "provenance":
@@ -196,9 +194,7 @@ class _RecordServicerBase:
         segment, record = split_name(name, ("users", self._collection), field)
         return segment, parse_id(record, field)
 
-    async def _list(
-        self, request: Any, time_field: str, build: Callable[[Record], Message]
-    ) -> tuple[list[Message], str]:
+    async def _list(self, request: Any, time_field: str, build: Callable[[Record], M]) -> tuple[list[M], str]:
         user_id = await self._access.reader(split_name(request.parent, ("users",), "parent")[0], "parent")
         size = resolve_page_size(request.page_size, default=20, maximum=100)
         ascending = ordering(request.order_by, time_field)
@@ -210,7 +206,7 @@ class _RecordServicerBase:
             "ascending": ascending,
         }
         after = time_cursor(self._pages.cursor(request.page_token, fingerprint))
-        records = await self._book.list(
+        records = await self._book.list_records(
             user_id, interval=window, ascending=ascending, after=after, limit=size + 1
         )
         page, token = _page(records, size, self._pages, fingerprint)
@@ -299,7 +295,7 @@ class BodyCompositionServicer(
         items, token = await self._list(request, "scan_time", self.to_proto)
         return body_composition_service_pb2.ListBodyCompositionScansResponse(
             body_composition_scans=items,
-            next_page_token=token,  # type: ignore[arg-type]
+            next_page_token=token,
         )
 
     async def UpdateBodyCompositionScan(
@@ -309,7 +305,7 @@ class BodyCompositionServicer(
         scan = request.body_composition_scan
         segment, record_id = self._name(scan.name, "body_composition_scan.name")
         user_id = self._access.owner(segment, "body_composition_scan.name")
-        paths = _mask_paths(scan, request.update_mask, request.HasField("update_mask"), SCAN_MUTABLE, "")
+        paths = _mask_paths(scan, request.update_mask, request.HasField("update_mask"), SCAN_MUTABLE)
         if not paths:
             raise InvalidArgument.for_field("update_mask", "names no field to update")
 
@@ -388,7 +384,7 @@ class EpigeneticTestServicer(
         items, token = await self._list(request, "collection_time", self.to_proto)
         return epigenetic_test_service_pb2.ListEpigeneticTestsResponse(
             epigenetic_tests=items,
-            next_page_token=token,  # type: ignore[arg-type]
+            next_page_token=token,
         )
 
     async def UpdateEpigeneticTest(
@@ -398,7 +394,7 @@ class EpigeneticTestServicer(
         test = request.epigenetic_test
         segment, record_id = self._name(test.name, "epigenetic_test.name")
         user_id = self._access.owner(segment, "epigenetic_test.name")
-        paths = _mask_paths(test, request.update_mask, request.HasField("update_mask"), TEST_MUTABLE, "")
+        paths = _mask_paths(test, request.update_mask, request.HasField("update_mask"), TEST_MUTABLE)
         if not paths:
             raise InvalidArgument.for_field("update_mask", "names no field to update")
         profile = await self._people.profile(user_id)

@@ -252,7 +252,7 @@ class ScoreServicer(score_service_pb2_grpc.ScoreServiceServicer):
             "history": request.show_history,
         }
         after = _score_cursor(self._pages.cursor(request.page_token, fingerprint))
-        scores = await self._scores.list(
+        scores = await self._scores.list_scores(
             user_id,
             formula_id=formula_id,
             interval=window,

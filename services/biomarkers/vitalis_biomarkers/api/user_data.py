@@ -81,7 +81,7 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
         panels = b""
         after = None
         while True:
-            page = await self._book.list(
+            page = await self._book.list_panels(
                 user_id, interval=TimeInterval(), ascending=True, after=after, limit=PAGE
             )
             panels += b"".join(_line(panel_to_proto(panel)) for panel in page)
@@ -97,7 +97,7 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
             lines = b""
             after = None
             while True:
-                records = await book.list(
+                records = await book.list_records(
                     user_id, interval=TimeInterval(), ascending=True, after=after, limit=PAGE
                 )
                 lines += b"".join(_line(servicer.to_proto(record)) for record in records)

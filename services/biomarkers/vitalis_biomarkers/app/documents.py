@@ -185,7 +185,7 @@ def _document_provenance(draft: MarkerDraft, document: str, extracted: str) -> P
     )
 
 
-def _marker_content(markers: Sequence[object]) -> list[object]:
+def _marker_content(markers: Sequence[object]) -> list[str]:
     return sorted(repr(marker) for marker in markers)
 
 

@@ -44,7 +44,7 @@ class FhirExchange:
         """The Bundle of the named panels, or of every panel in ``interval``."""
         panels: list[Panel] = []
         if panel_ids:
-            found = await self._book.list(
+            found = await self._book.list_panels(
                 user_id,
                 interval=TimeInterval(),
                 ascending=True,
@@ -60,7 +60,7 @@ class FhirExchange:
         else:
             after = None
             while True:
-                page = await self._book.list(
+                page = await self._book.list_panels(
                     user_id, interval=interval, ascending=True, after=after, limit=EXPORT_PAGE
                 )
                 panels += page

@@ -164,7 +164,7 @@ class PanelBook:
             raise panel_not_found()
         return panel
 
-    async def list(
+    async def list_panels(
         self,
         user_id: uuid.UUID,
         *,

@@ -67,7 +67,7 @@ class RecordBook:
             raise self._not_found()
         return record
 
-    async def list(
+    async def list_records(
         self,
         user_id: uuid.UUID,
         *,
@@ -78,7 +78,7 @@ class RecordBook:
     ) -> list[Record]:
         """Records in time order."""
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            return await self._store.list(
+            return await self._store.list_records(
                 conn, user_id, interval=interval, ascending=ascending, after=after, limit=limit
             )
 

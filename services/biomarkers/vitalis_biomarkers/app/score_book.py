@@ -41,7 +41,8 @@ class Recomputation:
 def inputs_missing(error: MissingInputsError) -> FailedPrecondition:
     """The error for a computation without every input."""
     return FailedPrecondition(
-        f"no value for {', '.join(error.missing)}: record the missing markers (or the birth date and sex) first",
+        f"no value for {', '.join(error.missing)}: "
+        "record the missing markers (or the birth date and sex) first",
         reason="SCORE_INPUTS_MISSING",
         metadata={"missing": ",".join(error.missing)},
     )
@@ -70,7 +71,7 @@ class ScoreBook:
             raise NotFound("the score does not exist", reason="SCORE_NOT_FOUND")
         return score
 
-    async def list(
+    async def list_scores(
         self,
         user_id: uuid.UUID,
         *,
@@ -82,7 +83,7 @@ class ScoreBook:
     ) -> list[Score]:
         """Scores, latest sample first."""
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            return await self._scores.list(
+            return await self._scores.list_scores(
                 conn,
                 user_id,
                 formula_id=formula_id,

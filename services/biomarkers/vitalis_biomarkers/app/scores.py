@@ -53,7 +53,8 @@ def choose_formula(name: str, version: str, coefficient_set: str, *, field: str 
     coefficients = chosen_version.coefficient_set(coefficient_set)
     if coefficients is None:
         raise NotFound(
-            f"formula {formula.name} version {chosen_version.version} has no coefficient set {coefficient_set!r}",
+            f"formula {formula.name} version {chosen_version.version} "
+            f"has no coefficient set {coefficient_set!r}",
             reason="COEFFICIENT_SET_NOT_FOUND",
         )
     return FormulaChoice(formula, chosen_version, coefficients)
@@ -152,24 +153,23 @@ class ScoreEngine:
         A score whose inputs no longer give a value is marked outdated.
         """
         present = set(biomarker_ids)
-        keys = {
-            key: _choice_of(key) for key in await self._scores.current_keys_of_panel(conn, user_id, panel_id)
-        }
+        current_keys = await self._scores.current_keys_of_panel(conn, user_id, panel_id)
+        keys: dict[ScoreKey, FormulaChoice | None] = {key: _choice_of(key) for key in current_keys}
         for formula in FORMULAS:
             choice = choose_formula(formula.name, "", "")
             feeds = any(set(parameter.biomarkers) & present for parameter in choice.version.parameters)
             if feeds:
                 keys.setdefault(choice.key(panel_id), choice)
         computed = []
-        for key, choice in keys.items():
-            if choice is None:
+        for key, chosen in keys.items():
+            if chosen is None:
                 continue
             try:
                 computed.append(
                     await self.compute(
                         conn,
                         user_id,
-                        choice,
+                        chosen,
                         anchor_panel=panel_id,
                         anchor_time=collection_time,
                         person=person,

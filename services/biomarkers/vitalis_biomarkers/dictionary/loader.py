@@ -48,11 +48,9 @@ class DictionaryError(ValueError):
 def loinc_check_digit(number: str) -> int:
     """The LOINC check digit of the number part of a code (the Luhn mod-10 algorithm)."""
     total = 0
-    for position, digit in enumerate(int(character) for character in reversed(number)):
-        if position % 2 == 0:
-            digit *= 2
-            digit = digit - 9 if digit > 9 else digit
-        total += digit
+    for position, character in enumerate(reversed(number)):
+        digit = int(character) * (2 if position % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
     return (10 - total % 10) % 10
 
 
@@ -177,7 +175,8 @@ def _alternate(row: Any, canonical_unit: str, molecular_weight: float | None, un
     if derived is None:
         if units.factor(unit, canonical_unit, molecular_weight=1.0) is not None:
             raise DictionaryError(
-                f"{unit} -> {canonical_unit}: a molar <-> mass conversion needs the analyte's molecular weight; "
+                f"{unit} -> {canonical_unit}: a molar <-> mass conversion needs the analyte's "
+                "molecular weight; "
                 "without one (Lp(a)) the pair has no fixed conversion"
             )
         if stated is None:

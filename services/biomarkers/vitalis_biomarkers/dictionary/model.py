@@ -51,7 +51,7 @@ class NoFixedConversionError(ValueError):
 
 @dataclass(frozen=True)
 class AlternateUnit:
-    """A unit other than the canonical one, with ``canonical = value × factor`` for LINEAR."""
+    """A unit other than the canonical one, with ``canonical = value * factor`` for LINEAR."""
 
     unit: str
     loinc_code: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 import pint
 
@@ -26,7 +26,9 @@ _SYMBOLS_TO_PINT: Final = {
     "a": "year",
     "%": "percent",
 }
-_PRINTED_POWER = re.compile(r"^(?:x|×|\*)?\s*10\s*(?:\^|e|E|\*\*|\*)\s*(?P<exponent>\d+)\s*/", re.IGNORECASE)
+_PRINTED_POWER = re.compile(
+    r"^(?:x|\u00d7|\*)?\s*10\s*(?:\^|e|E|\*\*|\*)\s*(?P<exponent>\d+)\s*/", re.IGNORECASE
+)
 _PRINTED_WORDS: Final = (
     (re.compile(r"µ|μ"), "u"),
     (re.compile(r"\bmcg\b", re.IGNORECASE), "ug"),
@@ -46,18 +48,18 @@ class Units:
 
     def __init__(self) -> None:
         """Build the registry; do it once per process (it is not cheap)."""
-        registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+        registry: pint.UnitRegistry[Any] = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
         registry.define("international_unit = [international_unit] = IU")
         registry.define("equivalent = [equivalent] = eq")
         self._registry = registry
-        self._cache: dict[str, pint.Quantity] = {}
+        self._cache: dict[str, pint.Quantity[Any]] = {}
 
     @property
-    def registry(self) -> pint.UnitRegistry:
+    def registry(self) -> pint.UnitRegistry[Any]:
         """The underlying pint registry."""
         return self._registry
 
-    def quantity(self, ucum: str) -> pint.Quantity:
+    def quantity(self, ucum: str) -> pint.Quantity[Any]:
         """One of ``ucum`` as a pint quantity; :class:`UnknownUnitError` when it is not a known unit."""
         cached = self._cache.get(ucum)
         if cached is not None:
@@ -66,7 +68,7 @@ class Units:
         self._cache[ucum] = quantity
         return quantity
 
-    def _parse(self, ucum: str) -> pint.Quantity:
+    def _parse(self, ucum: str) -> pint.Quantity[Any]:
         text = ucum.strip()
         if not text or text != ucum or " " in text:
             raise UnknownUnitError(f"{ucum!r} is not a UCUM unit")
@@ -80,11 +82,9 @@ class Units:
         text = _POWER_OF_TEN.sub(lambda match: f"1e{match['exponent']}", text)
         text = _SYMBOL.sub(lambda match: _SYMBOLS_TO_PINT.get(match.group(0), match.group(0)), text)
         try:
-            parsed = self._registry.parse_expression(text)
+            parsed: pint.Quantity[Any] = self._registry.Quantity(self._registry.parse_expression(text))
         except (pint.errors.PintError, AttributeError, SyntaxError, TypeError, ValueError) as error:
             raise UnknownUnitError(f"{ucum!r} is not a UCUM unit") from error
-        if not isinstance(parsed, pint.Quantity):
-            parsed = self._registry.Quantity(parsed, "dimensionless")
         return parsed
 
     def is_valid(self, ucum: str) -> bool:
@@ -96,7 +96,7 @@ class Units:
         return True
 
     def factor(self, from_unit: str, to_unit: str, *, molecular_weight: float | None = None) -> float | None:
-        """The factor with ``value_in_to = value_in_from × factor``, or None when none can be derived.
+        """The factor with ``value_in_to = value_in_from * factor``, or None when none can be derived.
 
         With ``molecular_weight`` (g/mol), amounts of substance and masses convert into each other.
         """

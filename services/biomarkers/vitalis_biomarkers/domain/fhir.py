@@ -216,7 +216,7 @@ def _report(panel: Panel) -> dict[str, Any]:
         "effectiveDateTime": _instant(fields.collection_time, fields.utc_offset),
         "result": [{"reference": f"urn:uuid:{marker.id}"} for marker in panel.markers],
     }
-    extensions = []
+    extensions: list[dict[str, Any]] = []
     if fields.fasting in _FASTING:
         extensions.append({"url": FASTING_EXTENSION, "valueCode": _FASTING[fields.fasting]})
     if fields.utc_offset is not None:
@@ -443,7 +443,8 @@ class FhirReader:
                 ImportIssue(
                     label,
                     "UNKNOWN_UNIT",
-                    f"{quantity.get('code') or quantity.get('unit')!r} is not a unit {definition.display_name} is "
+                    f"{quantity.get('code') or quantity.get('unit')!r} is not a unit "
+                    f"{definition.display_name} is "
                     f"reported in ({', '.join(definition.units)})",
                 )
             )

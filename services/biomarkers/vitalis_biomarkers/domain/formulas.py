@@ -194,7 +194,10 @@ PHENOAGE = Formula(
         "Phenotypic age in years from nine blood markers and chronological age; above the person's age "
         "means faster biological ageing."
     ),
-    citation="Levine ME et al. An epigenetic biomarker of aging for lifespan and healthspan. Aging 2018;10(4):573-591",
+    citation=(
+        "Levine ME et al. An epigenetic biomarker of aging for lifespan and healthspan. "
+        "Aging 2018;10(4):573-591"
+    ),
     unit="a",
     versions=(
         FormulaVersion(
@@ -280,7 +283,10 @@ EGFR = Formula(
     id="egfr-ckd-epi-2021",
     display_name="eGFR (CKD-EPI 2021, creatinine, race-free)",
     description="Estimated glomerular filtration rate from serum creatinine, age and sex.",
-    citation="Inker LA et al. New creatinine- and cystatin C-based equations to estimate GFR without race. NEJM 2021",
+    citation=(
+        "Inker LA et al. New creatinine- and cystatin C-based equations to estimate GFR without race. "
+        "NEJM 2021"
+    ),
     unit="mL/min/{1.73_m2}",
     versions=(
         FormulaVersion(
@@ -343,7 +349,9 @@ def _sampson(values: Mapping[str, float], c: Mapping[str, float], sex: Sex) -> t
 LDL_FRIEDEWALD = Formula(
     id="ldl-friedewald",
     display_name="LDL cholesterol (Friedewald)",
-    description="LDL cholesterol from total cholesterol, HDL and triglycerides; unreliable above 400 mg/dL TG.",
+    description=(
+        "LDL cholesterol from total cholesterol, HDL and triglycerides; unreliable above 400 mg/dL TG."
+    ),
     citation="Friedewald WT et al. Clin Chem 1972;18(6):499-502",
     unit="mg/dL",
     versions=(

@@ -297,7 +297,8 @@ def evaluate_markers(
         if marker.biomarker_id in seen:
             raise InvalidArgument.for_field(
                 f"{path}.biomarker",
-                f"biomarkers/{marker.biomarker_id} is already measured by {prefix}[{seen[marker.biomarker_id]}]; "
+                f"biomarkers/{marker.biomarker_id} is already measured by "
+                f"{prefix}[{seen[marker.biomarker_id]}]; "
                 "a panel holds one marker per biomarker",
                 reason="DUPLICATE_BIOMARKER",
             )

@@ -123,17 +123,22 @@ def _plausibility_issue(parameter: Parameter, given: InputValue) -> ScoreIssue |
         return ScoreIssue(
             parameter.name,
             "CLAMPED_TO_DETECTION_LIMIT",
-            f"{parameter.name} was below the limit of detection and was raised to {given.value:g} {given.unit}",
+            f"{parameter.name} was below the limit of detection and was raised to "
+            f"{given.value:g} {given.unit}",
         )
     low, high = parameter.plausible_min, parameter.plausible_max
     if (low is not None and given.value < low) or (high is not None and given.value > high):
         return ScoreIssue(
             parameter.name,
             "OUTSIDE_PLAUSIBLE_RANGE",
-            f"{parameter.name} {given.value:g} {given.unit} is outside the range the formula was validated for "
-            f"({low:g} to {high:g} {parameter.unit}); read the score with care",
+            f"{parameter.name} {given.value:g} {given.unit} is outside the range the formula was "
+            f"validated for ({_bounds(low, high)} {parameter.unit}); read the score with care",
         )
     return None
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    return f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}"
 
 
 def select_inputs(

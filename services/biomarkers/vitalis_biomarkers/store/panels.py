@@ -21,9 +21,10 @@ from vitalis_biomarkers.domain.panels import (
 )
 from vitalis_biomarkers.domain.scoring import CandidateMarker
 
-_MARKER_COLUMNS = """marker_id, panel_id, position, biomarker_id, reported_name, value, comparator, reported_value,
-    reported_unit, canonical_value, canonical_unit, lab_low, lab_high, lab_text, reported_flag, flag, flag_basis,
-    optimal_status, provenance, note, dictionary_version, collection_time, extracted_marker"""
+_MARKER_COLUMNS = """marker_id, panel_id, position, biomarker_id, reported_name, value, comparator,
+    reported_value, reported_unit, canonical_value, canonical_unit, lab_low, lab_high, lab_text,
+    reported_flag, flag, flag_basis, optimal_status, provenance, note, dictionary_version,
+    collection_time, extracted_marker"""
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class PanelStore:
         fields = panel.fields
         await conn.execute(
             """INSERT INTO panels (user_id, panel_id, display_name, collection_time, utc_offset_seconds,
-                   report_time, fasting, lab_name, note, provenance, source_key, create_time, update_time, version)
+                   report_time, fasting, lab_name, note, provenance, source_key, create_time, update_time,
+                   version)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)""",
             panel.user_id,
             panel.id,
@@ -168,9 +170,10 @@ class PanelStore:
         await conn.execute(
             f"""INSERT INTO markers (user_id, {_MARKER_COLUMNS})
                 SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::int[], $5::text[], $6::text[],
-                    $7::float8[], $8::int2[], $9::text[], $10::text[], $11::float8[], $12::text[], $13::float8[],
-                    $14::float8[], $15::text[], $16::text[], $17::int2[], $18::int2[], $19::int2[], $20::jsonb[],
-                    $21::text[], $22::text[], $23::timestamptz[], $24::text[])""",
+                    $7::float8[], $8::int2[], $9::text[], $10::text[], $11::float8[], $12::text[],
+                    $13::float8[], $14::float8[], $15::text[], $16::text[], $17::int2[], $18::int2[],
+                    $19::int2[], $20::jsonb[], $21::text[], $22::text[], $23::timestamptz[],
+                    $24::text[])""",  # noqa: S608
             panel.user_id,
             *columns,
         )
@@ -181,7 +184,9 @@ class PanelStore:
         """One panel with its markers, or None."""
         lock = " FOR UPDATE" if for_update else ""
         row = await conn.fetchrow(
-            f"SELECT * FROM panels WHERE user_id = $1 AND panel_id = $2{lock}", user_id, panel_id
+            f"SELECT * FROM panels WHERE user_id = $1 AND panel_id = $2{lock}",  # noqa: S608
+            user_id,
+            panel_id,
         )
         if row is None:
             return None
@@ -220,7 +225,7 @@ class PanelStore:
                   AND ($4::timestamptz IS NULL OR (collection_time, panel_id) {comparison} ($4, $5::uuid))
                   AND ($7::uuid[] IS NULL OR panel_id = ANY($7))
                 ORDER BY collection_time {direction}, panel_id {direction}
-                LIMIT $6""",
+                LIMIT $6""",  # noqa: S608
             user_id,
             interval.start,
             interval.end,
@@ -239,7 +244,7 @@ class PanelStore:
             return {}
         rows = await conn.fetch(
             f"""SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = ANY($2::uuid[])
-                ORDER BY panel_id, position""",
+                ORDER BY panel_id, position""",  # noqa: S608
             user_id,
             list(panel_ids),
         )
@@ -257,7 +262,7 @@ class PanelStore:
     ) -> Marker | None:
         """One marker of one panel."""
         row = await conn.fetchrow(
-            f"SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = $2 AND marker_id = $3",
+            f"SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = $2 AND marker_id = $3",  # noqa: S608
             user_id,
             panel_id,
             marker_id,
@@ -289,7 +294,7 @@ class PanelStore:
                   AND (cardinality($6::int2[]) = 0 OR flag = ANY($6))
                   AND ($7::timestamptz IS NULL OR (collection_time, marker_id) {comparison} ($7, $8::uuid))
                 ORDER BY collection_time {direction}, marker_id {direction}
-                LIMIT $9""",
+                LIMIT $9""",  # noqa: S608
             user_id,
             panel_id,
             biomarker_id,

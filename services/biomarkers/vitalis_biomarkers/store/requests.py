@@ -24,7 +24,8 @@ class RequestStore:
     ) -> RequestResult | None:
         """What the earlier call produced, if there was one."""
         row = await conn.fetchrow(
-            "SELECT resource, response FROM request_results WHERE user_id = $1 AND method = $2 AND request_id = $3",
+            """SELECT resource, response FROM request_results
+               WHERE user_id = $1 AND method = $2 AND request_id = $3""",
             user_id,
             method,
             request_id,

@@ -66,7 +66,8 @@ class ScoreStore:
     async def insert(self, conn: asyncpg.Connection, score: Score) -> None:
         """Store a new score."""
         await conn.execute(
-            """INSERT INTO scores (user_id, score_id, formula_id, formula_version, coefficient_set, value, unit,
+            """INSERT INTO scores (user_id, score_id, formula_id, formula_version, coefficient_set, value,
+                   unit,
                    status, issues, inputs, intermediates, age_at_sample_years, sample_time, panel_id, state,
                    superseded_by, trigger, compute_time)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)""",
@@ -160,7 +161,7 @@ class ScoreStore:
         )
         return None if row is None else _score(row)
 
-    async def list(
+    async def list_scores(
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
