@@ -110,3 +110,77 @@ async def test_another_users_insights_are_not_found_through_the_gateway(gateway:
     rules = await gateway.get("/v1/rules", headers=stranger.headers)
     assert rules.status_code == 200
     assert any(rule["name"] == "rules/resting-heart-rate-anomaly" for rule in rules.json()["rules"])
+
+
+NORMAL_NIGHTS = [54, 55, 56, 55, 53, 54, 56, 55, 54, 57, 55, 54, 56, 55]
+ELEVATED = 68
+
+
+def _sample(source: str, day: datetime, value: float) -> dict[str, Any]:
+    return {
+        "source": source,
+        "metricType": "METRIC_TYPE_RESTING_HEART_RATE",
+        "value": value,
+        "unit": "/min",
+        "startTime": day.replace(hour=7).isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def test_elevated_resting_heart_rate_nights_give_one_anomaly_on_an_open_watch(
+    gateway: httpx.AsyncClient,
+) -> None:
+    user = await sign_up(gateway)
+    probe = await gateway.get(
+        f"/v1/users/me/dailySummaries/{datetime.now(UTC).date().isoformat()}", headers=user.headers
+    )
+    if probe.status_code == 501:
+        pytest.skip(
+            "ingestion does not serve daily summaries yet (DailySummaryService answers UNIMPLEMENTED)"
+        )
+    source = await gateway.post(
+        "/v1/users/me/sources",
+        headers=user.headers,
+        json={"displayName": "Ring", "platform": "SOURCE_PLATFORM_OURA"},
+    )
+    assert source.status_code == 200, source.text
+    source_name = source.json()["name"]
+    first = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=20)
+    normal = [
+        _sample(source_name, first + timedelta(days=offset), value)
+        for offset, value in enumerate(NORMAL_NIGHTS)
+    ]
+    written = await gateway.post(
+        "/v1/users/me/samples:batchCreate", headers=user.headers, json={"samples": normal}
+    )
+    assert written.status_code == 200, written.text
+
+    watch = Watch(gateway, user)
+    try:
+        await watch.opened()
+        await asyncio.sleep(3.0)
+        assert watch.created() == []
+        loop = asyncio.get_running_loop()
+        elevated = [
+            _sample(source_name, first + timedelta(days=len(NORMAL_NIGHTS) + offset), ELEVATED)
+            for offset in range(3)
+        ]
+        written = await gateway.post(
+            "/v1/users/me/samples:batchCreate", headers=user.headers, json={"samples": elevated}
+        )
+        assert written.status_code == 200, written.text
+        last_write = loop.time()
+        for _ in range(200):
+            if watch.created():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+
+        arrivals = watch.created()
+        assert len(arrivals) == 1, watch.messages
+        arrival, message = arrivals[0]
+        assert message["insight"]["rule"] == "rules/resting-heart-rate-anomaly"
+        assert arrival - last_write < 1.0
+        listed = await gateway.get("/v1/users/me/insights", headers=user.headers)
+        assert [item["rule"] for item in listed.json()["insights"]] == ["rules/resting-heart-rate-anomaly"]
+    finally:
+        await watch.close()
