@@ -185,3 +185,18 @@ def test_memory_is_judged_against_a_known_size() -> None:
     assert row.met is True
     buffered = summarize("upload", "MB", [Measurement("upload", 100, 1.0, peak_rss_mb=45.0)])
     assert evaluate(target, {"upload": buffered}).met is False
+
+
+def test_recall_is_compared_as_a_quality_not_a_rate() -> None:
+    target = Target("B6", "recall", arm="ours", reference="theirs", metric=Metric.RECALL, value=1.0)
+    ours = summarize(
+        "ours",
+        "page",
+        [Measurement("ours", 10, 1.0, quality=0.97), Measurement("ours", 10, 1.0, quality=0.99)],
+    )
+    theirs = summarize("theirs", "page", [Measurement("theirs", 10, 1.0, quality=0.98)])
+    row = evaluate(target, {"ours": ours, "theirs": theirs})
+    assert ours.quality == pytest.approx(0.98)
+    assert row.ratio == pytest.approx(1.0)
+    assert row.met is True
+    assert "recall 0.980" in row.measured
