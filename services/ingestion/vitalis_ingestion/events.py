@@ -11,7 +11,14 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type import date_pb2  # type: ignore[import-untyped]
 
-from vitalis.ingestion.v1 import events_pb2
+from vitalis.ingestion.v1 import events_pb2, workout_pb2
+from vitalis_ingestion.domain.records import (
+    MANUAL_ENTRIES,
+    SLEEP_SESSIONS,
+    STRENGTH_SESSIONS,
+    WORKOUTS,
+    StoredRecord,
+)
 from vitalis_ingestion.domain.samples import SampleRow
 from vitalis_ingestion.store.samples import IngestedSeries
 from vitalis_runtime.outbox import add_to_outbox
@@ -103,3 +110,56 @@ async def sample_deleted(conn: asyncpg.Connection, user_id: uuid.UUID, row: Samp
     await daily_summary_updated(
         conn, user_id, row.start_time.astimezone(UTC).date(), [row.metric], sleep_changed=False
     )
+
+
+async def record_changed(conn: asyncpg.Connection, record: StoredRecord, change: str) -> None:
+    """Events for a created, updated or deleted sleep session, workout, strength session or manual entry."""
+    user = f"users/{record.user_id}"
+    day = record.local_date
+    created = change == "created"
+    if record.collection == SLEEP_SESSIONS:
+        if change == "deleted":
+            message: Message = events_pb2.SleepSessionDeleted(
+                user=user, sleep_session=record.name, sleep_date=_date(day), occur_time=_ts()
+            )
+        else:
+            message = events_pb2.SleepSessionRecorded(
+                user=user, sleep_session=record.name, sleep_date=_date(day), created=created, occur_time=_ts()
+            )
+        await emit(conn, record.user_id, message)
+        await daily_summary_updated(conn, record.user_id, day, [], sleep_changed=True)
+    elif record.collection == WORKOUTS:
+        if change == "deleted":
+            message = events_pb2.WorkoutDeleted(user=user, workout=record.name, occur_time=_ts())
+        else:
+            message = events_pb2.WorkoutRecorded(
+                user=user,
+                workout=record.name,
+                activity_type=workout_pb2.ActivityType.Value(
+                    record.body.get("activityType", "ACTIVITY_TYPE_OTHER")
+                ),
+                start_time=_ts(record.start_time),
+                end_time=_ts(record.end_time),
+                created=created,
+                occur_time=_ts(),
+            )
+        await emit(conn, record.user_id, message)
+        await daily_summary_updated(conn, record.user_id, day, [], sleep_changed=False)
+    elif record.collection == STRENGTH_SESSIONS:
+        await daily_summary_updated(conn, record.user_id, day, [], sleep_changed=False)
+    elif record.collection == MANUAL_ENTRIES and change != "deleted":
+        await emit(
+            conn,
+            record.user_id,
+            events_pb2.ManualEntryRecorded(
+                user=user,
+                manual_entry=record.name,
+                kind=record.kind,  # type: ignore[arg-type]
+                created=created,
+                occur_time=_ts(),
+            ),
+        )
+
+
+def _date(day: date) -> date_pb2.Date:
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)

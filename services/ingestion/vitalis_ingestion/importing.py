@@ -216,7 +216,6 @@ class ImportRunner:
     ) -> None:
         hints = {item.source.source_id: item.source for item in items if item.source and item.source.platform}
         new_hints = [hint for source_id, hint in hints.items() if source_id not in known_sources]
-        prepared = _prepare(items)
         if new_hints:
             async with self._db.transaction(user_id=job.user_id) as conn:
                 for hint in new_hints:
@@ -224,6 +223,14 @@ class ImportRunner:
                         conn, job.user_id, hint.source_id, hint.display_name, hint.platform, hint.app_id
                     )
             known_sources.update(hint.source_id for hint in new_hints)
+        named = {d.source_id for item in items for d in item.samples} | {
+            r.source_id for item in items for r in item.records
+        }
+        unchecked = sorted(named - known_sources)
+        if unchecked:
+            async with self._db.transaction(user_id=job.user_id, readonly=True) as conn:
+                known_sources.update(await self._sources.existing_source_ids(conn, job.user_id, unchecked))
+        prepared = _prepare(items, known_sources)
         await self._samples.ensure_partitions(prepared.rows)
         async with self._db.transaction(user_id=job.user_id) as conn:
             result = await self._samples.write(conn, job.user_id, prepared.rows, import_job_id=job.job_id)
@@ -256,13 +263,19 @@ class ImportRunner:
                     )
 
 
-def _prepare(items: list[ImportItem]) -> _Prepared:
+def _prepare(items: list[ImportItem], known_sources: set[str]) -> _Prepared:
     prepared = _Prepared()
     now = datetime.now(UTC)
     for index, item in enumerate(items):
         if item.rejection is not None:
             continue
         for draft in item.samples:
+            if draft.source_id not in known_sources:
+                prepared.first_rejection.setdefault(
+                    index,
+                    Rejection("UNKNOWN_SOURCE", f"source {draft.source_id!r} does not exist", item.location),
+                )
+                continue
             problems = contract_violations(draft, item.location)
             if problems:
                 first = problems[0]
@@ -281,6 +294,12 @@ def _prepare(items: list[ImportItem]) -> _Prepared:
                 prepared.rows.append(outcome)
                 prepared.row_owner.append(index)
         for record in item.records:
+            if record.source_id not in known_sources:
+                prepared.first_rejection.setdefault(
+                    index,
+                    Rejection("UNKNOWN_SOURCE", f"source {record.source_id!r} does not exist", item.location),
+                )
+                continue
             prepared.records.append(record)
             prepared.record_owner.append(index)
     return prepared

@@ -9,20 +9,42 @@ import grpc
 import redis.asyncio as aioredis
 
 from vitalis.ingestion.v1 import (
+    daily_summary_service_pb2,
+    daily_summary_service_pb2_grpc,
     import_service_pb2,
     import_service_pb2_grpc,
+    manual_entry_service_pb2,
+    manual_entry_service_pb2_grpc,
     metric_service_pb2,
     metric_service_pb2_grpc,
     sample_service_pb2,
     sample_service_pb2_grpc,
+    nutrition_service_pb2,
+    nutrition_service_pb2_grpc,
+    sleep_service_pb2,
+    sleep_service_pb2_grpc,
     source_service_pb2,
     source_service_pb2_grpc,
+    user_data_service_pb2,
+    user_data_service_pb2_grpc,
+    workout_service_pb2,
+    workout_service_pb2_grpc,
 )
+from vitalis_ingestion import events
 from vitalis_ingestion.api.access import Access
+from vitalis_ingestion.api.activity import (
+    ManualEntryServicer,
+    NutritionServicer,
+    SleepServicer,
+    WorkoutServicer,
+)
 from vitalis_ingestion.api.imports import ImportServicer
 from vitalis_ingestion.api.metrics import MetricServicer
+from vitalis_ingestion.api.record_operations import RecordOperations
 from vitalis_ingestion.api.samples import SampleServicer
 from vitalis_ingestion.api.sources import SourceServicer
+from vitalis_ingestion.api.summaries import DailySummaryServicer
+from vitalis_ingestion.api.user_data import UserDataServicer
 from vitalis_ingestion.documents import DocumentReader, UnconfiguredDocumentReader
 from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
 from vitalis_ingestion.events import SCHEMA
@@ -33,6 +55,7 @@ from vitalis_ingestion.store.import_jobs import ImportJobStore
 from vitalis_ingestion.store.records import RecordStore
 from vitalis_ingestion.store.samples import SampleStore
 from vitalis_ingestion.store.sources import SourceStore
+from vitalis_ingestion.store.summaries import SummaryStore
 from vitalis_ingestion.writing import SampleWriter
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.db import Database
@@ -51,6 +74,12 @@ SERVICE_NAMES = (
     _service(sample_service_pb2, "SampleService"),
     _service(metric_service_pb2, "MetricService"),
     _service(import_service_pb2, "ImportService"),
+    _service(sleep_service_pb2, "SleepService"),
+    _service(workout_service_pb2, "WorkoutService"),
+    _service(nutrition_service_pb2, "NutritionService"),
+    _service(manual_entry_service_pb2, "ManualEntryService"),
+    _service(daily_summary_service_pb2, "DailySummaryService"),
+    _service(user_data_service_pb2, "UserDataService"),
 )
 
 
@@ -141,6 +170,35 @@ class IngestionApp:
                 self.tokens,
                 self.spool_dir,
             ),
+            server,
+        )
+        operations = RecordOperations(
+            self.db,
+            self.records,
+            self.sources,
+            self.access,
+            self.tokens,
+            self.time_zones,
+            events.record_changed,
+        )
+        sleep_service_pb2_grpc.add_SleepServiceServicer_to_server(SleepServicer(operations), server)
+        workout_service_pb2_grpc.add_WorkoutServiceServicer_to_server(
+            WorkoutServicer(operations, self.tokens), server
+        )
+        nutrition_service_pb2_grpc.add_NutritionServiceServicer_to_server(
+            NutritionServicer(operations), server
+        )
+        manual_entry_service_pb2_grpc.add_ManualEntryServiceServicer_to_server(
+            ManualEntryServicer(operations, self.db, self.records, self.access, self.tokens), server
+        )
+        daily_summary_service_pb2_grpc.add_DailySummaryServiceServicer_to_server(
+            DailySummaryServicer(
+                self.db, SummaryStore(), self.records, self.sources, self.access, self.tokens, self.time_zones
+            ),
+            server,
+        )
+        user_data_service_pb2_grpc.add_UserDataServiceServicer_to_server(
+            UserDataServicer(self.db, self.sources, self.samples, self.records, self.jobs, self.runner),
             server,
         )
 

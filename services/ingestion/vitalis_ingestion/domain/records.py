@@ -10,7 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Final
 
 SLEEP_SESSIONS: Final = "sleepSessions"
@@ -32,6 +32,14 @@ class RecordDraft:
     body: Mapping[str, Any]
     kind: int = 0
     utc_offset_s: int | None = None
+    local_day: date | None = None
+
+    def day(self) -> date:
+        """The local date the record counts towards: the day a sleep session ends, else the day it starts."""
+        if self.local_day is not None:
+            return self.local_day
+        moment = self.end_time if self.collection == SLEEP_SESSIONS else self.start_time
+        return local_date(moment, self.utc_offset_s, UTC)
 
     @property
     def record_id(self) -> uuid.UUID:
@@ -52,6 +60,7 @@ class StoredRecord:
     start_time: datetime
     end_time: datetime
     utc_offset_s: int | None
+    local_date: date
     body: dict[str, Any]
     import_job_id: uuid.UUID | None
     version: int

@@ -123,6 +123,7 @@ CREATE TABLE records (
     start_time timestamptz NOT NULL,
     end_time timestamptz NOT NULL,
     utc_offset_s integer,
+    local_date date NOT NULL,
     body jsonb NOT NULL,
     import_job_id uuid,
     request_id text,
@@ -134,6 +135,7 @@ CREATE TABLE records (
 CREATE UNIQUE INDEX records_natural_key ON records (user_id, collection, source_id, kind, start_time);
 CREATE UNIQUE INDEX records_request ON records (user_id, collection, request_id) WHERE request_id IS NOT NULL;
 CREATE INDEX records_time ON records (user_id, collection, start_time);
+CREATE INDEX records_day ON records (user_id, collection, local_date);
 
 -- Import jobs; the same bytes (SHA-256) map to one job unless that job was cancelled.
 CREATE TABLE import_jobs (

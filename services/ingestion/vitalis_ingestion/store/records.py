@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -14,11 +14,11 @@ from vitalis_ingestion.domain.records import RecordDraft, StoredRecord
 from vitalis_runtime.errors import AlreadyExists
 
 RECORD_COLUMNS: Final = """user_id, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s,
-    body, import_job_id, version, create_time, update_time"""
+    local_date, body, import_job_id, version, create_time, update_time"""
 _CREATE_STAGING: Final = """
 CREATE TEMP TABLE IF NOT EXISTS record_staging (
     collection text, record_id uuid, source_id text, kind smallint, start_time timestamptz,
-    end_time timestamptz, utc_offset_s integer, body text
+    end_time timestamptz, utc_offset_s integer, local_date date, body text
 ) ON COMMIT DELETE ROWS"""
 
 
@@ -53,6 +53,7 @@ class RecordStore:
                     d.start_time,
                     d.end_time,
                     d.utc_offset_s,
+                    d.day(),
                     json.dumps(d.body),
                 )
                 for d in drafts
@@ -60,8 +61,8 @@ class RecordStore:
         )
         rows = await conn.fetch(
             """INSERT INTO records (user_id, collection, record_id, source_id, kind, start_time, end_time,
-                                    utc_offset_s, body, import_job_id)
-               SELECT $1, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s,
+                                    utc_offset_s, local_date, body, import_job_id)
+               SELECT $1, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s, local_date,
                       body::jsonb, $2
                FROM record_staging
                ON CONFLICT DO NOTHING RETURNING record_id""",
@@ -85,12 +86,12 @@ class RecordStore:
                 return _record(earlier), False
         row = await conn.fetchrow(
             f"""INSERT INTO records (user_id, collection, record_id, source_id, kind, start_time, end_time,
-                                     utc_offset_s, body, request_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
+                                     utc_offset_s, body, request_id, local_date)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
                 RETURNING {RECORD_COLUMNS}""",  # noqa: S608
             user_id,
             draft.collection,
-            draft.record_id if not request_id else uuid.uuid4(),
+            draft.record_id,
             draft.source_id,
             draft.kind,
             draft.start_time,
@@ -98,6 +99,7 @@ class RecordStore:
             draft.utc_offset_s,
             dict(draft.body),
             request_id or None,
+            draft.day(),
         )
         if row is None:
             raise AlreadyExists(
@@ -127,11 +129,13 @@ class RecordStore:
         utc_offset_s: int | None,
         body: Mapping[str, Any],
         kind: int,
+        local_day: date,
+        start_time: datetime,
     ) -> StoredRecord:
         """Replace a record's mutable parts and bump its version."""
         row = await conn.fetchrow(
-            f"""UPDATE records SET end_time = $4, utc_offset_s = $5, body = $6, kind = $7,
-                       version = version + 1, update_time = now()
+            f"""UPDATE records SET end_time = $4, utc_offset_s = $5, body = $6, kind = $7, local_date = $8,
+                       start_time = $9, version = version + 1, update_time = now()
                 WHERE user_id = $1 AND collection = $2 AND record_id = $3 RETURNING {RECORD_COLUMNS}""",  # noqa: S608
             record.user_id,
             record.collection,
@@ -140,6 +144,8 @@ class RecordStore:
             utc_offset_s,
             dict(body),
             kind,
+            local_day,
+            start_time,
         )
         assert row is not None
         return _record(row)
@@ -159,11 +165,13 @@ class RecordStore:
         user_id: uuid.UUID,
         collection: str,
         *,
-        start: datetime | None,
-        end: datetime | None,
-        source_id: str | None,
-        kinds: Sequence[int],
-        body_filter: Mapping[str, Any] | None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        first_day: date | None = None,
+        last_day: date | None = None,
+        source_id: str | None = None,
+        kinds: Sequence[int] = (),
+        body_filter: Mapping[str, Any] | None = None,
         descending: bool,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
@@ -179,6 +187,8 @@ class RecordStore:
                   AND (cardinality($6::smallint[]) = 0 OR kind = ANY($6))
                   AND ($7::jsonb IS NULL OR body @> $7)
                   AND ($8::timestamptz IS NULL OR (start_time, record_id) {comparison} ($8, $9::uuid))
+                  AND ($11::date IS NULL OR local_date >= $11)
+                  AND ($12::date IS NULL OR local_date <= $12)
                 ORDER BY start_time {order}, record_id {order} LIMIT $10""",  # noqa: S608
             user_id,
             collection,
@@ -190,27 +200,23 @@ class RecordStore:
             after[0] if after else None,
             after[1] if after else None,
             limit,
+            first_day,
+            last_day,
         )
         return [_record(row) for row in rows]
 
-    async def in_range(
-        self,
-        conn: asyncpg.Connection,
-        user_id: uuid.UUID,
-        collections: Sequence[str],
-        start: datetime,
-        end: datetime,
+    async def on_days(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, first_day: date | None, last_day: date | None
     ) -> list[StoredRecord]:
-        """Records of some collections whose end (sleep) or start falls in a wide range (daily summaries)."""
+        """Records of every collection attributed to days in a range (daily summaries)."""
         rows = await conn.fetch(
             f"""SELECT {RECORD_COLUMNS} FROM records
-                WHERE user_id = $1 AND collection = ANY($2::text[])
-                  AND start_time < $4 AND end_time >= $3
-                ORDER BY start_time""",  # noqa: S608
+                WHERE user_id = $1 AND collection = ANY('{{sleepSessions,workouts,strengthSessions}}'::text[])
+                  AND ($2::date IS NULL OR local_date >= $2) AND ($3::date IS NULL OR local_date <= $3)
+                ORDER BY local_date, start_time""",  # noqa: S608
             user_id,
-            list(collections),
-            start,
-            end,
+            first_day,
+            last_day,
         )
         return [_record(row) for row in rows]
 
