@@ -160,6 +160,22 @@ class StandInDailySummaries(daily_summary_service_pb2_grpc.DailySummaryServiceSe
             raise NotFound(f"{request.name!r} was not found")
         return summary
 
+    async def ListDailySummaries(
+        self, request: daily_summary_service_pb2.ListDailySummariesRequest, context: object
+    ) -> daily_summary_service_pb2.ListDailySummariesResponse:
+        """The caller's summaries within the dates, oldest first, in one page."""
+        from vitalis_runtime.auth import current_principal
+
+        prefix = f"users/{current_principal().user_id}/dailySummaries/"
+        start = date(request.start_date.year, request.start_date.month, request.start_date.day)
+        end = date(request.end_date.year, request.end_date.month, request.end_date.day)
+        found = [
+            summary
+            for name, summary in sorted(self._summaries.items())
+            if name.startswith(prefix) and start <= date.fromisoformat(name.removeprefix(prefix)) <= end
+        ]
+        return daily_summary_service_pb2.ListDailySummariesResponse(daily_summaries=found)
+
 
 @pytest.fixture
 async def platform(admin_database_url: str, redis_url: str, key_prefix: str) -> AsyncIterator[Platform]:

@@ -251,3 +251,28 @@ async def test_score_sleep_through_the_contract(platform: Platform) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as too_few:
             await stub.ScoreSleep(request, metadata=me)
         assert too_few.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_new_goal_reads_the_history_ingestion_already_holds(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    for offset, rate in enumerate([64, 63, 62, 61, 60]):
+        platform.add_night(user_id, date.today() - timedelta(days=5 - offset), resting_hr=rate)
+    async with running_insights(platform, platform.settings()) as insights:
+        goal = await goal_service_pb2_grpc.GoalServiceStub(insights.channel).CreateGoal(
+            goal_service_pb2.CreateGoalRequest(
+                parent="users/me",
+                goal=goal_pb2.Goal(
+                    series=RESTING_HR,
+                    direction=goal_pb2.GOAL_DIRECTION_AT_MOST,
+                    target_value=55,
+                    unit="/min",
+                    evaluation_window=Duration(seconds=2 * 86400),
+                    start_date={"year": 2020, "month": 1, "day": 1},
+                ),
+            ),
+            metadata=bearer(platform, user_id),
+        )
+        assert goal.progress.current.value == pytest.approx(60.5)
+        assert goal.progress.baseline.value == pytest.approx(64.0)
+        assert goal.progress.fraction_complete == pytest.approx(3.5 / 9)
+        assert goal.progress.on_track

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 
@@ -156,6 +156,14 @@ class InsightsEngine:
                 if found is not None:
                     await self._store(conn, user_id, [found])
         await self.refresh_goals(conn, user_id, [current.series_key])
+
+    async def history(self, user_id: uuid.UUID, key: str, start: date, end: date) -> list[SeriesValue]:
+        """The values a producing service already holds (for a new goal), read through its contract."""
+        if key.startswith("biomarker:") and self._biomarkers is not None:
+            return await self._biomarkers.marker_history(user_id, key.removeprefix("biomarker:"))
+        if key.startswith(("metric:", "sleep:")) and self._ingestion is not None:
+            return await self._ingestion.history(user_id, start, end)
+        return []
 
     async def _store(self, conn: asyncpg.Connection, user_id: uuid.UUID, findings: Iterable[Finding]) -> None:
         for finding in findings:

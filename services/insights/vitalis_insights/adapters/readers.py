@@ -7,7 +7,7 @@ service credentials acting for the event's user, and keeps it in its own ``serie
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final, Protocol
 
 import grpc
@@ -19,7 +19,12 @@ from vitalis.biomarkers.v1 import (
     score_service_pb2,
     score_service_pb2_grpc,
 )
-from vitalis.ingestion.v1 import daily_summary_service_pb2, daily_summary_service_pb2_grpc, metric_pb2
+from vitalis.ingestion.v1 import (
+    daily_summary_pb2,
+    daily_summary_service_pb2,
+    daily_summary_service_pb2_grpc,
+    metric_pb2,
+)
 from vitalis_insights.domain.panel_rules import MarkerReading
 from vitalis_insights.domain.series import (
     DEEP_SLEEP_TIME,
@@ -53,6 +58,10 @@ class DailyValueReader(Protocol):
         """The values of the summary; empty when it no longer exists."""
         ...
 
+    async def history(self, user_id: uuid.UUID, start: date, end: date) -> list[SeriesValue]:
+        """The values of every merged summary from ``start`` to ``end`` (inclusive)."""
+        ...
+
 
 class BiomarkerReader(Protocol):
     """Reads a panel's marker values and a score's value."""
@@ -63,6 +72,10 @@ class BiomarkerReader(Protocol):
 
     async def score_value(self, user_id: uuid.UUID, score: str) -> SeriesValue | None:
         """The score's value, or None when it cannot be read."""
+        ...
+
+    async def marker_history(self, user_id: uuid.UUID, biomarker: str) -> list[SeriesValue]:
+        """Every marker of the biomarker the user has, in canonical units."""
         ...
 
 
@@ -93,40 +106,73 @@ class GrpcIngestionReader:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return []
             raise
-        day = datetime(summary.date.year, summary.date.month, summary.date.day, tzinfo=UTC)
+        return summary_values(summary)
+
+    async def history(self, user_id: uuid.UUID, start: date, end: date) -> list[SeriesValue]:
+        """ListDailySummaries, page by page."""
         values: list[SeriesValue] = []
-        for metric in summary.metrics:
-            if metric.count == 0:
-                continue
-            value = metric.sum if metric.metric_type in CUMULATIVE_METRICS else metric.avg
-            key = metric_key(metric.metric_type, metric.hrv.method)
-            values.append(SeriesValue(key, day, value, metric.unit, summary.name))
-        sleep = summary.sleep
-        if sleep.session_count > 0:
-            asleep = sleep.asleep_duration.ToTimedelta().total_seconds() / 60.0
-            in_bed = sleep.in_bed_duration.ToTimedelta().total_seconds() / 60.0
-            values.append(SeriesValue(TOTAL_SLEEP_TIME, day, asleep, "min", summary.name))
-            values.append(
-                SeriesValue(
-                    DEEP_SLEEP_TIME,
-                    day,
-                    sleep.deep_duration.ToTimedelta().total_seconds() / 60.0,
-                    "min",
-                    summary.name,
-                )
+        token = ""
+        while True:
+            request = daily_summary_service_pb2.ListDailySummariesRequest(
+                parent=f"users/{user_id}", page_size=366, page_token=token
             )
-            values.append(
-                SeriesValue(
-                    REM_SLEEP_TIME,
-                    day,
-                    sleep.rem_duration.ToTimedelta().total_seconds() / 60.0,
-                    "min",
-                    summary.name,
-                )
+            request.start_date.year, request.start_date.month, request.start_date.day = (
+                start.year,
+                start.month,
+                start.day,
             )
-            if in_bed > 0:
-                values.append(SeriesValue(SLEEP_EFFICIENCY, day, asleep / in_bed, "1", summary.name))
-        return values
+            request.end_date.year, request.end_date.month, request.end_date.day = end.year, end.month, end.day
+            try:
+                page = await self._stub.ListDailySummaries(
+                    request, metadata=self._credentials.metadata(user_id), timeout=CALL_TIMEOUT
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() in _RETRYABLE:
+                    raise _unavailable("ingestion", error) from error
+                return values
+            for summary in page.daily_summaries:
+                values += summary_values(summary)
+            token = page.next_page_token
+            if not token:
+                return values
+
+
+def summary_values(summary: daily_summary_pb2.DailySummary) -> list[SeriesValue]:
+    """The series values one merged daily summary holds."""
+    day = datetime(summary.date.year, summary.date.month, summary.date.day, tzinfo=UTC)
+    values: list[SeriesValue] = []
+    for metric in summary.metrics:
+        if metric.count == 0:
+            continue
+        value = metric.sum if metric.metric_type in CUMULATIVE_METRICS else metric.avg
+        key = metric_key(metric.metric_type, metric.hrv.method)
+        values.append(SeriesValue(key, day, value, metric.unit, summary.name))
+    sleep = summary.sleep
+    if sleep.session_count > 0:
+        asleep = sleep.asleep_duration.ToTimedelta().total_seconds() / 60.0
+        in_bed = sleep.in_bed_duration.ToTimedelta().total_seconds() / 60.0
+        values.append(SeriesValue(TOTAL_SLEEP_TIME, day, asleep, "min", summary.name))
+        values.append(
+            SeriesValue(
+                DEEP_SLEEP_TIME,
+                day,
+                sleep.deep_duration.ToTimedelta().total_seconds() / 60.0,
+                "min",
+                summary.name,
+            )
+        )
+        values.append(
+            SeriesValue(
+                REM_SLEEP_TIME,
+                day,
+                sleep.rem_duration.ToTimedelta().total_seconds() / 60.0,
+                "min",
+                summary.name,
+            )
+        )
+        if in_bed > 0:
+            values.append(SeriesValue(SLEEP_EFFICIENCY, day, asleep / in_bed, "1", summary.name))
+    return values
 
 
 class GrpcBiomarkerReader:
@@ -162,6 +208,41 @@ class GrpcBiomarkerReader:
                 ),
             )
         return readings
+
+    async def marker_history(self, user_id: uuid.UUID, biomarker: str) -> list[SeriesValue]:
+        """ListMarkers of the biomarker across the user's panels, page by page."""
+        values: list[SeriesValue] = []
+        token = ""
+        while True:
+            try:
+                page = await self._panels.ListMarkers(
+                    panel_service_pb2.ListMarkersRequest(
+                        parent=f"users/{user_id}/panels/-",
+                        biomarker=biomarker,
+                        page_size=1000,
+                        page_token=token,
+                    ),
+                    metadata=self._credentials.metadata(user_id),
+                    timeout=CALL_TIMEOUT,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() in _RETRYABLE:
+                    raise _unavailable("biomarkers", error) from error
+                return values
+            for marker in page.markers:
+                if marker.HasField("canonical_value"):
+                    values.append(
+                        SeriesValue(
+                            f"biomarker:{biomarker}",
+                            marker.collection_time.ToDatetime(UTC),
+                            marker.canonical_value,
+                            marker.canonical_unit,
+                            marker.name,
+                        )
+                    )
+            token = page.next_page_token
+            if not token:
+                return values
 
     async def score_value(self, user_id: uuid.UUID, score: str) -> SeriesValue | None:
         """The score's value at its sample time."""

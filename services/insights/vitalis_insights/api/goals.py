@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -16,6 +16,7 @@ from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, 
 from vitalis_insights.engine import InsightsEngine, user_lock_key
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.store import goals as goal_store
+from vitalis_insights.store import series as series_store
 from vitalis_insights.store.insights import PRODUCER, SCHEMA
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, AlreadyExists, InvalidArgument, ResourceExhausted
@@ -121,9 +122,13 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
         if request.goal_id and not GOAL_ID.match(request.goal_id):
             raise InvalidArgument.for_field("goal_id", "must be 4-63 lower-case letters, digits or hyphens")
         request_id = parse_request_id(request.request_id)
-        columns = goal_columns(request.goal, key, datetime.now(UTC).date())
+        today = datetime.now(UTC).date()
+        columns = goal_columns(request.goal, key, today)
+        start = min(columns["start_date"], today) - timedelta(days=columns["evaluation_window_days"])
+        history = await self._engine.history(user_id, key, start, today)
         async with self._db.transaction(user_id=user_id) as conn:
             await advisory_lock(conn, user_lock_key(user_id))
+            await series_store.upsert_values(conn, user_id, history)
             if request_id is not None:
                 earlier = await conn.fetchrow(
                     "SELECT * FROM goals WHERE user_id = $1 AND request_id = $2", user_id, request_id
