@@ -3,8 +3,10 @@
 The 30-day daily aggregate: one user's heart rate, one sample a minute for 30 days (43,200 rows,
 written by raw COPY before the arms run), read as day buckets — ingestion's
 ``GET /v1/users/{id}/samples:queryBuckets`` through the gateway vs the peer's same route running
-ingestion's own bucket SQL (see :mod:`bench.peer`). The biomarker history (biomarkers'
-``ListMarkers`` of one biomarker across panels) is measured once biomarkers serves it.
+ingestion's own bucket SQL (see :mod:`bench.peer`). The biomarker history: 60 panels written
+through biomarkers' ``CreatePanel`` (glucose, HbA1c and LDL, a week apart), then glucose's history,
+``GET /v1/users/{id}/panels/-/markers?biomarker=biomarkers/glucose`` (biomarkers' ``ListMarkers``)
+vs the peer's same route running biomarkers' marker query.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import grpc
 import httpx
 
 from bench.report import ArmOutcome, Bound, Metric, Target, Unmeasurable
 from bench.runner import DriverArm, Log, Settings, measure_arms, rpc_probe
 from bench.stack import BenchUser, Stack
-from vitalis.biomarkers.v1 import panel_service_pb2
+from vitalis.biomarkers.v1 import panel_pb2, panel_service_pb2, panel_service_pb2_grpc
 from vitalis.ingestion.v1 import sample_pb2, sample_service_pb2
 from vitalis_runtime.embedded import free_port
 
@@ -30,6 +33,7 @@ WINDOW_START = datetime(2025, 11, 1, tzinfo=UTC)
 DAYS = 30
 HEART_RATE_CODE = 1
 READ_CONCURRENCY = 8
+HISTORY_PANELS = 60
 DAILY_VITALIS, DAILY_PEER = "B3 daily aggregate: vitalis", "B3 daily aggregate: fastapi peer"
 HISTORY_VITALIS, HISTORY_PEER = "B3 biomarker history: vitalis", "B3 biomarker history: fastapi peer"
 QUERY_BUCKETS = "/vitalis.ingestion.v1.SampleService/QuerySampleBuckets"
@@ -205,9 +209,47 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
             ),
         ]
         outcomes.update(await measure_arms(arms, settings, log))
-    reason = await history_probe()
-    if reason is None:
-        reason = "the FastAPI peer has no biomarker-history route yet (biomarkers' tables are new)"
-    outcomes[HISTORY_VITALIS] = Unmeasurable(HISTORY_VITALIS, reason)
-    outcomes[HISTORY_PEER] = Unmeasurable(HISTORY_PEER, reason)
+        reason = await history_probe()
+        if reason is not None:
+            outcomes[HISTORY_VITALIS] = Unmeasurable(HISTORY_VITALIS, reason)
+            outcomes[HISTORY_PEER] = Unmeasurable(HISTORY_PEER, reason)
+            return outcomes
+        await seed_panels(stack, user)
+        history = f"/v1/{user.name}/panels/-/markers?biomarker=biomarkers/glucose"
+        arms = [
+            DriverArm(HISTORY_VITALIS, "req", {**read, "url": stack.gateway_url + history}, processes),
+            DriverArm(HISTORY_PEER, "req", {**read, "url": peer_url + history}, processes),
+        ]
+        outcomes.update(await measure_arms(arms, settings, log))
     return outcomes
+
+
+async def seed_panels(stack: Stack, user: BenchUser) -> None:
+    """Weekly panels through biomarkers' own CreatePanel, so the history is what the service wrote."""
+    async with grpc.aio.insecure_channel(stack.target("biomarkers")) as channel:
+        stub = panel_service_pb2_grpc.PanelServiceStub(channel)
+        metadata = tuple((k, v) for k, v in user.metadata)
+
+        async def create(week: int) -> None:
+            panel = panel_pb2.Panel(
+                markers=[
+                    panel_pb2.Marker(
+                        biomarker="biomarkers/glucose", value=80 + week % 30, reported_unit="mg/dL"
+                    ),
+                    panel_pb2.Marker(biomarker="biomarkers/hemoglobin-a1c", value=5.2, reported_unit="%"),
+                    panel_pb2.Marker(
+                        biomarker="biomarkers/ldl-cholesterol-direct",
+                        value=100 + week % 20,
+                        reported_unit="mg/dL",
+                    ),
+                ]
+            )
+            panel.collection_time.FromDatetime(WINDOW_START - timedelta(weeks=week))
+            await stub.CreatePanel(
+                panel_service_pb2.CreatePanelRequest(parent=user.name, panel=panel),
+                metadata=metadata,
+                timeout=30,
+            )
+
+        for start in range(0, HISTORY_PANELS, 10):
+            await asyncio.gather(*(create(week) for week in range(start, start + 10)))

@@ -1,11 +1,12 @@
 """B3's reference: the stack a team would write instead — FastAPI + uvicorn + asyncpg + PyJWT.
 
-It serves the same REST read as the platform, ``GET /v1/users/{user}/samples:queryBuckets``, for
-the benchmark's query (one metric, day buckets, UTC), with what a careful hand-written service
-does: it verifies the bearer token with PyJWT against identity's JWKS (fetched once at start), checks
-that the token's subject is the user in the path, and runs ingestion's own bucket SQL in a
-transaction as ingestion's application role with the same pool size, so row-level security applies
-exactly as in the service. Started as its own process::
+It serves the same REST reads as the platform, for the benchmark's queries:
+``GET /v1/users/{user}/samples:queryBuckets`` (one metric, day buckets, UTC) and
+``GET /v1/users/{user}/panels/-/markers?biomarker=…`` (one biomarker's history), with what a
+careful hand-written service does: it verifies the bearer token with PyJWT against identity's JWKS
+(fetched once at start), checks that the token's subject is the user in the path, and runs the
+services' own SQL in a transaction as each service's application role, one pool per service of the
+same size, so row-level security applies exactly as in the services. Started as its own process::
 
     python -m bench.peer --port 8099 --database-url postgresql://... --jwks-url http://.../jwks.json
 """
@@ -27,8 +28,9 @@ from fastapi import FastAPI, HTTPException, Query, Request
 
 POOL_SIZE = 10
 """The runtime's ``Database.connect`` default, which every service uses."""
-ROLE = "vitalis_ingestion_app"
 HEART_RATE_CODE = 1
+HISTORY_LIMIT = 101
+"""The default page of ListMarkers (100) and one more row, to know whether another page follows."""
 
 
 def bucket_sql() -> str:
@@ -39,32 +41,55 @@ def bucket_sql() -> str:
     return sql
 
 
+def marker_history_sql() -> str:
+    """Biomarkers' ListMarkers query, built from the service's own column list, newest first."""
+    from vitalis_biomarkers.store import panels
+
+    columns: str = panels._MARKER_COLUMNS
+    return f"""SELECT {columns} FROM markers
+        WHERE user_id = $1 AND biomarker_id = $2
+        ORDER BY collection_time DESC, marker_id DESC LIMIT $3"""
+
+
 def _timestamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return _timestamp(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
 def create_app(database_url: str, jwks: dict[str, Any], *, issuer: str, audience: str) -> FastAPI:
     """The peer application."""
     keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys}
-    sql = bucket_sql()
+    buckets_sql, history_sql = bucket_sql(), marker_history_sql()
     state: dict[str, asyncpg.Pool] = {}
 
-    async def init(connection: asyncpg.Connection) -> None:
-        await connection.execute(f"SET ROLE {ROLE}")
+    async def open_pool(service: str) -> asyncpg.Pool:
+        async def init(connection: asyncpg.Connection) -> None:
+            await connection.execute(f"SET ROLE vitalis_{service}_app")
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state["pool"] = await asyncpg.create_pool(
+        return await asyncpg.create_pool(
             database_url,
             min_size=1,
             max_size=POOL_SIZE,
             init=init,
-            server_settings={"search_path": "ingestion, public", "application_name": "bench-peer"},
+            server_settings={"search_path": f"{service}, public", "application_name": "bench-peer"},
         )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state["ingestion"] = await open_pool("ingestion")
+        state["biomarkers"] = await open_pool("biomarkers")
         try:
             yield
         finally:
-            await state["pool"].close()
+            await state["ingestion"].close()
+            await state["biomarkers"].close()
 
     app = FastAPI(lifespan=lifespan)
 
@@ -90,11 +115,10 @@ def create_app(database_url: str, jwks: dict[str, Any], *, issuer: str, audience
         user_id = caller(request)
         if user != str(user_id):
             raise HTTPException(404, "not found")
-        pool = state["pool"]
-        async with pool.acquire() as connection, connection.transaction(readonly=True):
+        async with state["ingestion"].acquire() as connection, connection.transaction(readonly=True):
             await connection.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
             records = await connection.fetch(
-                sql,
+                buckets_sql,
                 user_id,
                 HEART_RATE_CODE,
                 0,
@@ -125,6 +149,19 @@ def create_app(database_url: str, jwks: dict[str, Any], *, issuer: str, audience
                 for r in records
             ]
         }
+
+    @app.get("/v1/users/{user}/panels/-/markers")
+    async def marker_history(request: Request, user: str, biomarker: str) -> dict[str, Any]:
+        user_id = caller(request)
+        if user != str(user_id):
+            raise HTTPException(404, "not found")
+        async with state["biomarkers"].acquire() as connection, connection.transaction(readonly=True):
+            await connection.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
+            records = await connection.fetch(
+                history_sql, user_id, biomarker.removeprefix("biomarkers/"), HISTORY_LIMIT
+            )
+        markers = [{key: _json_value(value) for key, value in record.items()} for record in records]
+        return {"markers": markers[: HISTORY_LIMIT - 1]}
 
     return app
 
