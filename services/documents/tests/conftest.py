@@ -204,29 +204,33 @@ def start_client(
     async def start(storage: ObjectStorage, **kwargs: Any) -> AsyncIterator[Client]:
         biomarkers = kwargs.pop("biomarkers", None)
         background = kwargs.pop("background", False)
+        grants = kwargs.pop("grants", None)
         settings = make_settings(**kwargs)
         app = DocumentsApplication(
-            settings, Dependencies(db=db, redis=redis_client), storage, grants=None, biomarkers=biomarkers
+            settings, Dependencies(db=db, redis=redis_client), storage, grants=grants, biomarkers=biomarkers
         )
         if background:
             app.start_background()
-        async with running_server(
-            service_name="documents",
-            register=app.register,
-            service_names=app.service_names,
-            verifier=accepting_service_tokens(signing_key.verifier(), SERVICE_SECRET),  # type: ignore[arg-type]
-        ) as running:
-            async with create_channel(running.target, max_message_bytes=16 * 1024 * 1024) as channel:
-                try:
-                    yield Client(
-                        channel=channel,
-                        documents=document_service_pb2_grpc.DocumentServiceStub(channel),
-                        extraction=extraction_service_pb2_grpc.ExtractionServiceStub(channel),
-                        app=app,
-                        key=signing_key,
-                        target=running.target,
-                    )
-                finally:
-                    await app.stop()
+        verifier = accepting_service_tokens(signing_key.verifier(), SERVICE_SECRET)
+        async with (
+            running_server(
+                service_name="documents",
+                register=app.register,
+                service_names=app.service_names,
+                verifier=verifier,  # type: ignore[arg-type]
+            ) as running,
+            create_channel(running.target, max_message_bytes=16 * 1024 * 1024) as channel,
+        ):
+            try:
+                yield Client(
+                    channel=channel,
+                    documents=document_service_pb2_grpc.DocumentServiceStub(channel),
+                    extraction=extraction_service_pb2_grpc.ExtractionServiceStub(channel),
+                    app=app,
+                    key=signing_key,
+                    target=running.target,
+                )
+            finally:
+                await app.stop()
 
     return start

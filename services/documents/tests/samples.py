@@ -45,7 +45,7 @@ def encrypted_report() -> bytes:
     pdf.add_page()
     pdf.set_font("Helvetica")
     pdf.cell(text="Glucose  95  mg/dL  70 - 99")
-    pdf.set_encryption(owner_password="owner", user_password="secret")  # noqa: S106
+    pdf.set_encryption(owner_password="owner", user_password="secret")
     return bytes(pdf.output())
 
 

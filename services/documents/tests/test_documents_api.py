@@ -167,7 +167,8 @@ async def test_delete_hides_and_undelete_restores_and_a_reupload_restores_too(
             Documents.DeleteDocumentRequest(name=document.name, etag=document.etag),
             metadata=client.auth(user),
         )
-        assert deleted.HasField("delete_time") and deleted.HasField("expire_time")
+        assert deleted.HasField("delete_time")
+        assert deleted.HasField("expire_time")
         listed = await client.documents.ListDocuments(
             Documents.ListDocumentsRequest(parent="users/me"), metadata=client.auth(user)
         )

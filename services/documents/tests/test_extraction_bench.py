@@ -32,7 +32,8 @@ def test_the_command_prints_precision_and_recall_per_field() -> None:
     text = output.getvalue()
     for field in FIELDS:
         assert field in text
-    assert "precision" in text and "recall" in text
+    assert "precision" in text
+    assert "recall" in text
 
 
 def test_the_corpus_is_reproducible_and_its_truth_matches_what_is_printed() -> None:

@@ -93,7 +93,8 @@ async def test_export_streams_documents_markers_and_files_then_erase_removes_eve
         assert bytes(entries[f"files/{lab_id}/labs.pdf"]) == report.pdf
         assert types[f"files/{lab_id}/labs.pdf"] == "application/pdf"
         csv_entry = next(path for path in entries if path.startswith(f"files/{csv_id}/"))
-        assert ".." not in csv_entry.split("/")[2:] and "/etc" not in csv_entry
+        assert ".." not in csv_entry.split("/")[2:]
+        assert "/etc" not in csv_entry
 
         erased = await stub.EraseUserData(
             user_data_service_pb2.EraseUserDataRequest(user=f"users/{user}"), metadata=service(user)

@@ -76,7 +76,8 @@ def assert_panel_matches_truth(fake: FakeBiomarkers, document: str, report: Gene
         marker = by_biomarker[biomarker]
         assert math.isclose(marker.value, row.value), biomarker
         assert marker.unit == row.unit, biomarker
-        assert marker.reference_range.low == row.low and marker.reference_range.high == row.high, biomarker
+        assert marker.reference_range.low == row.low, biomarker
+        assert marker.reference_range.high == row.high, biomarker
         assert marker.page == row.page
 
 
@@ -104,7 +105,8 @@ async def test_lab_reports_of_every_layout_become_panels_that_equal_the_ground_t
             assert all(m.review_state == REVIEW_STATE.REVIEW_STATE_AUTO_ACCEPTED for m in extracted)
             assert all(m.marker.startswith(done.panel + "/markers/") for m in extracted)
             first = extracted[0]
-            assert 0 <= first.bounding_box.left < 1 and 0 < first.bounding_box.width <= 1
+            assert 0 <= first.bounding_box.left < 1
+            assert 0 < first.bounding_box.width <= 1
             assert first.confidence.overall >= 0.8
             assert first.page >= 1
 

@@ -129,7 +129,8 @@ class _Upload:
         content_type = sniff_content_type(bytes(self._head[:SNIFF_BYTES]))
         if content_type is None:
             raise InvalidArgument(
-                "The file is not of an allowed type: upload a PDF, PNG, JPEG, HEIC, CSV, XML, ZIP or FIT file.",
+                "The file is not of an allowed type: upload a PDF, PNG, JPEG, HEIC, CSV, XML, ZIP or FIT"
+                " file.",
                 reason="UNSUPPORTED_CONTENT_TYPE",
             )
         self.content_type = content_type
@@ -287,7 +288,7 @@ class DocumentLibrary:
                     queued = True
             if request_id is not None:
                 await self._store.record_request(
-                    conn, user_id, request_id, "UploadDocument", document.document_id
+                    conn, user_id, request_id, method="UploadDocument", document_id=document.document_id
                 )
         if queued:
             self._on_parse_requested()

@@ -6,14 +6,14 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from vitalis_documents import events
 from vitalis_documents.domain.extraction import document_outcome
 from vitalis_documents.domain.model import (
-    DocumentKind,
     Document,
+    DocumentKind,
     ExtractedMarker,
     ParseState,
     ParseStateReason,
@@ -209,7 +209,7 @@ class ReviewDesk:
             if request_id is not None:
                 ids = json.dumps([str(m.extracted_marker_id) for m in changed]).encode()
                 await self._store.record_request(
-                    conn, user_id, request_id, "ReviewDocument", document_id, ids
+                    conn, user_id, request_id, method="ReviewDocument", document_id=document_id, response=ids
                 )
         return updated, changed
 
@@ -329,6 +329,8 @@ class ReviewDesk:
             )
             await self._store.enqueue_parse(conn, user_id, document_id)
             if request_id is not None:
-                await self._store.record_request(conn, user_id, request_id, "ReparseDocument", document_id)
+                await self._store.record_request(
+                    conn, user_id, request_id, method="ReparseDocument", document_id=document_id
+                )
         self._pipeline.wake()
         return updated

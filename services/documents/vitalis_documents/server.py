@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from google.protobuf import json_format
 
 import grpc
+from google.protobuf import json_format
 
 from vitalis.documents.v1 import (
     document_internal_service_pb2,

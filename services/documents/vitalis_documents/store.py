@@ -27,14 +27,14 @@ from vitalis_runtime.errors import AlreadyExists
 
 _DOCUMENT_COLUMNS = """user_id, document_id, display_name, description, kind, content_type, size_bytes,
     sha256, storage_key, page_count, parse_state, parse_state_reason, parse_state_message, parser_version,
-    parse_time, ocr_used, lab_name, collection_date, panel, extracted_marker_count, review_pending_count,
-    create_time, update_time, delete_time, expire_time, version"""
+    parse_time, ocr_used, lab_name, collection_date, panel, extracted_marker_count,
+    review_pending_count, create_time, update_time, delete_time, expire_time, version"""
 
-_MARKER_COLUMNS = """user_id, document_id, extracted_marker_id, position, source_text, printed_name, biomarker,
-    biomarker_display_name, loinc_code, value, value_comparator, value_text, unit, unit_text, flag,
-    range_low, range_high, range_text, collection_date, page, bbox, confidence_biomarker, confidence_value,
-    confidence_unit, confidence_flag, confidence_range, confidence_date, confidence_overall, review_state, marker,
-    review_time, parser_version, create_time, version"""
+_MARKER_COLUMNS = """user_id, document_id, extracted_marker_id, position, source_text, printed_name,
+    biomarker, biomarker_display_name, loinc_code, value, value_comparator, value_text, unit, unit_text, flag,
+    range_low, range_high, range_text, collection_date, page, bbox, confidence_biomarker,
+    confidence_value, confidence_unit, confidence_flag, confidence_range, confidence_date,
+    confidence_overall, review_state, marker, review_time, parser_version, create_time, version"""
 
 _MARKER_FIELDS = [column.strip() for column in _MARKER_COLUMNS.split(",")]
 
@@ -176,6 +176,12 @@ _MARKER_TYPES: Mapping[str, str] = {
 }
 
 
+def _marker_type(column: str) -> str:
+    if column in _MARKER_TYPES:
+        return _MARKER_TYPES[column]
+    return "double precision" if column.startswith("confidence") else "text"
+
+
 def _marker_record(marker: ExtractedMarker) -> tuple[Any, ...]:
     confidence = marker.confidence
     return (
@@ -244,8 +250,9 @@ class DocumentStore:
         """Insert a new document; ``AlreadyExists`` when the user already has these bytes."""
         try:
             row = await conn.fetchrow(
-                f"""INSERT INTO documents (user_id, document_id, display_name, description, kind, content_type,
-                        size_bytes, sha256, storage_key, parse_state, parse_state_reason, parse_state_message)
+                f"""INSERT INTO documents (user_id, document_id, display_name, description, kind,
+                        content_type, size_bytes, sha256, storage_key, parse_state, parse_state_reason,
+                        parse_state_message)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                     RETURNING {_DOCUMENT_COLUMNS}""",
                 user_id,
@@ -406,7 +413,8 @@ class DocumentStore:
     async def user_markers(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ExtractedMarker]:
         """Every marker of the user, by document and position."""
         rows = await conn.fetch(
-            f"SELECT {_MARKER_COLUMNS} FROM extracted_markers WHERE user_id = $1 ORDER BY document_id, position",
+            f"""SELECT {_MARKER_COLUMNS} FROM extracted_markers WHERE user_id = $1
+                ORDER BY document_id, position""",
             user_id,
         )
         return [_marker(row) for row in rows]
@@ -433,7 +441,8 @@ class DocumentStore:
     ) -> None:
         """Drop the markers no person reviewed and insert ``markers`` (by COPY)."""
         await conn.execute(
-            "DELETE FROM extracted_markers WHERE user_id = $1 AND document_id = $2 AND review_state = ANY($3::smallint[])",
+            """DELETE FROM extracted_markers
+               WHERE user_id = $1 AND document_id = $2 AND review_state = ANY($3::smallint[])""",
             user_id,
             document_id,
             [int(ReviewState.AUTO_ACCEPTED), int(ReviewState.NEEDS_REVIEW)],
@@ -458,9 +467,7 @@ class DocumentStore:
                 selects.append(f"ARRAY[{', '.join(corners)}]")
                 continue
             arrays.append(values)
-            casts.append(
-                f"${len(arrays)}::{_MARKER_TYPES.get(name, 'double precision' if name.startswith('confidence') else 'text')}[]"
-            )
+            casts.append(f"${len(arrays)}::{_marker_type(name)}[]")
             selects.append(f"c{len(arrays)}")
         aliases = ", ".join(f"c{position}" for position in range(1, len(arrays) + 1))
         await conn.execute(
@@ -489,7 +496,8 @@ class DocumentStore:
     ) -> tuple[str, uuid.UUID, bytes | None] | None:
         """The method, document and stored response of an earlier request with this id."""
         row = await conn.fetchrow(
-            "SELECT method, document_id, response FROM request_results WHERE user_id = $1 AND request_id = $2",
+            """SELECT method, document_id, response FROM request_results
+               WHERE user_id = $1 AND request_id = $2""",
             user_id,
             request_id,
         )
@@ -502,6 +510,7 @@ class DocumentStore:
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
         request_id: uuid.UUID,
+        *,
         method: str,
         document_id: uuid.UUID,
         response: bytes | None = None,
@@ -570,7 +579,8 @@ class DocumentStore:
     async def due_purges(self, conn: asyncpg.Connection, *, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """Owners and documents whose purge time has come."""
         rows = await conn.fetch(
-            "SELECT owner_id, document_id FROM purge_schedule WHERE purge_time <= now() ORDER BY purge_time LIMIT $1",
+            """SELECT owner_id, document_id FROM purge_schedule
+               WHERE purge_time <= now() ORDER BY purge_time LIMIT $1""",
             limit,
         )
         return [(row["owner_id"], row["document_id"]) for row in rows]

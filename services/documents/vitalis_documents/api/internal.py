@@ -15,8 +15,8 @@ from vitalis.documents.v1 import (
     user_data_service_pb2_grpc,
 )
 from vitalis_documents.api.names import parse_document, parse_user, require_owner
-from vitalis_documents.user_data import UserData
 from vitalis_documents.library import DocumentLibrary
+from vitalis_documents.user_data import UserData
 from vitalis_runtime.auth import current_principal
 
 logger = logging.getLogger(__name__)

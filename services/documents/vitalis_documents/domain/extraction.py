@@ -139,14 +139,15 @@ def document_outcome(markers: Sequence[ExtractedMarker], collection_date: date |
         return Outcome(
             ParseState.NEEDS_REVIEW,
             ParseStateReason.COLLECTION_DATE_MISSING,
-            "No collection date was found on the report; confirm the results with the date the sample was taken.",
+            "No collection date was found on the report; confirm the results with the date the sample was"
+            " taken.",
         )
     if any(not m.biomarker for m in pending):
         return Outcome(
             ParseState.NEEDS_REVIEW,
             ParseStateReason.UNMATCHED_BIOMARKERS,
-            f"{sum(not m.biomarker for m in pending)} result names matched no known biomarker; choose the biomarker"
-            " or reject them.",
+            f"{sum(not m.biomarker for m in pending)} result names matched no known biomarker; choose the"
+            " biomarker or reject them.",
         )
     return Outcome(
         ParseState.NEEDS_REVIEW,

@@ -25,29 +25,35 @@ _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _CSV_DELIMITERS: Final = (",", ";", "\t", "|")
 
 
+_MAGIC: Final = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"PK\x03\x04", "application/zip"),
+    (b"PK\x05\x06", "application/zip"),
+)
+
+
 def sniff_content_type(head: bytes) -> str | None:
     """The media type of a file starting with ``head`` (its first bytes), or None when not allowed."""
-    if head.startswith(b"%PDF-"):
-        return "application/pdf"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
+    for magic, content_type in _MAGIC:
+        if head.startswith(magic):
+            return content_type
     if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIC_BRANDS:
         return "image/heic"
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "application/zip"
     if len(head) >= 12 and head[0] in (12, 14) and head[8:12] == b".FIT":
         return "application/vnd.ant.fit"
+    return _sniff_text(head)
+
+
+def _sniff_text(head: bytes) -> str | None:
     text = _as_text(head)
     if text is None:
         return None
     stripped = text.lstrip()
     if stripped.startswith("<?xml") or (stripped.startswith("<") and stripped[1:2].isalpha()):
         return "application/xml"
-    if _looks_like_csv(text):
-        return "text/csv"
-    return None
+    return "text/csv" if _looks_like_csv(text) else None
 
 
 def _as_text(head: bytes) -> str | None:

@@ -139,12 +139,13 @@ def _columns(writer: _Writer, y: float, headers: Sequence[tuple[float, str]]) ->
 
 def _table(
     writer: _Writer,
-    page: int,
-    y: float,
+    report: GeneratedReport,
     rows: Sequence[_Printed],
+    *,
+    page: int,
     order: Sequence[str],
     xs: Sequence[float],
-    report: GeneratedReport,
+    y: float = 130,
 ) -> float:
     for printed in rows:
         fields = {
@@ -171,7 +172,8 @@ def generate_report(
     ``analytes`` (English names) chooses the results instead of a random sample; ``renamed`` replaces
     the printed names of the first results (to print analytes no dictionary knows).
     """
-    rng = random.Random(f"{layout}:{seed}")
+    # A seeded generator of test data, not of secrets.
+    rng = random.Random(f"{layout}:{seed}")  # noqa: S311
     collected = date(2024, 1, 1) + timedelta(days=rng.randrange(700))
     german = layout == "european"
     count = {"multi_page": 22, "two_column": 16}.get(layout, rng.randrange(8, 14))
@@ -190,14 +192,14 @@ def generate_report(
         headers = ["Untersuchung", "Ergebnis", "Einheit", "Referenzbereich", "Kennung"]
         order, xs = ["name", "value", "unit", "range", "flag"], [40.0, 220.0, 290.0, 370.0, 490.0]
         _columns(writer, 110, list(zip(xs, headers, strict=True)))
-        _table(writer, page, 130, rows, order, xs, report)
+        _table(writer, report, rows, page=page, order=order, xs=xs)
     elif layout == "two_column":
         _letterhead(writer, "Northside Clinical Laboratory", f"Collected: {collected:%m/%d/%Y}", "John Doe")
         half = len(rows) // 2
         for offset, part in ((0.0, rows[:half]), (290.0, rows[half:])):
             xs = [30 + offset, 150 + offset, 190 + offset, 262 + offset]
             _columns(writer, 110, list(zip(xs, ["Test", "Result", "Unit", "Range"], strict=True)))
-            _table(writer, page, 130, part, ["name", "value", "unit", "range"], xs, report)
+            _table(writer, report, part, page=page, order=["name", "value", "unit", "range"], xs=xs)
     elif layout == "flag_first":
         _letterhead(
             writer, "Acme Diagnostics Laboratory", f"Date Collected: {collected:%B %d, %Y}", "Jane Roe"
@@ -205,7 +207,7 @@ def generate_report(
         headers = ["Tests", "Result", "Flag", "Units", "Reference Interval"]
         order, xs = ["name", "value", "flag", "unit", "range"], [40.0, 210.0, 270.0, 310.0, 420.0]
         _columns(writer, 110, list(zip(xs, headers, strict=True)))
-        _table(writer, page, 130, rows, order, xs, report)
+        _table(writer, report, rows, page=page, order=order, xs=xs)
     else:
         _letterhead(
             writer, "Riverside Medical Laboratory", f"Collection date: {collected.isoformat()}", "Ann Lee"
@@ -218,7 +220,7 @@ def generate_report(
                 page = writer.page()
                 writer.text(40, 30, "Riverside Medical Laboratory  (continued)", bold=True)
             _columns(writer, 110, list(zip(xs, headers, strict=True)))
-            _table(writer, page, 130, rows[start : start + per_page], order, xs, report)
+            _table(writer, report, rows[start : start + per_page], page=page, order=order, xs=xs)
             writer.text(260, 800, f"Page {page} of {(len(rows) + per_page - 1) // per_page}")
     report.pdf = writer.bytes()
     return report

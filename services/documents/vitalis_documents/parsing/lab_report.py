@@ -26,10 +26,16 @@ from vitalis_documents.parsing.values import (
 )
 
 _HEADER_WORDS: Final = {
-    "name": {"test", "tests", "analyte", "parameter", "untersuchung", "analysis", "examination", "analyse", "investigation", "component"},
+    "name": {
+        "test", "tests", "analyte", "parameter", "untersuchung", "analysis", "examination", "analyse",
+        "investigation", "component",
+    },
     "value": {"result", "results", "value", "ergebnis", "wert", "befund", "résultat"},
     "unit": {"unit", "units", "einheit", "unité"},
-    "range": {"reference", "range", "referenz", "referenzbereich", "normbereich", "normal", "interval", "ref.", "norm"},
+    "range": {
+        "reference", "range", "referenz", "referenzbereich", "normbereich", "normal", "interval", "ref.",
+        "norm",
+    },
     "flag": {"flag", "flags", "kennung", "status", "h/l"},
 }  # fmt: skip
 _DATE_LABEL: Final = re.compile(
@@ -183,9 +189,8 @@ def _lab_name(lines: Sequence[Line], page: PageText) -> str:
     return ""
 
 
-def _read_row(cells: Sequence[Cell], page: PageText, decimal_comma: bool) -> ExtractedRow | None:
-    tokens: list[tuple[str, Cell]] = []
-    name_parts: list[str] = []
+def _split_name(cells: Sequence[Cell], decimal_comma: bool) -> tuple[str, list[str]] | None:
+    """The printed name and the texts from the value on, or None when no value follows a name."""
     value_index = next(
         (
             index
@@ -195,50 +200,73 @@ def _read_row(cells: Sequence[Cell], page: PageText, decimal_comma: bool) -> Ext
         -1,
     )
     if value_index > 0:
-        name_parts = [cell.text for cell in cells[:value_index]]
-        tokens = [(cell.text, cell) for cell in cells[value_index:]]
-    else:
-        # No cell starts with a value: the name and the value share a cell ("Glucose 95 mg/dL").
-        for index, cell in enumerate(cells):
-            if value_index >= 0:
-                tokens.append((cell.text, cell))
-                continue
-            words = [w.text for w in cell.words]
-            for position, word in enumerate(words):
-                if (position or index) and parse_value(word, decimal_comma=decimal_comma) is not None:
-                    name_parts.append(" ".join(words[:position]))
-                    value_index = index
-                    tokens.append((" ".join(words[position:]), cell))
-                    break
-            else:
-                name_parts.append(cell.text)
-    name = " ".join(part for part in name_parts if part).strip(" :.")
-    if value_index < 0 or not _is_name(name):
+        name = " ".join(cell.text for cell in cells[:value_index])
+        return name.strip(" :."), [cell.text for cell in cells[value_index:]]
+    # No cell starts with a value: the name and the value share a cell ("Glucose 95 mg/dL").
+    for index, cell in enumerate(cells):
+        words = [w.text for w in cell.words]
+        for position, word in enumerate(words):
+            if (position or index) and parse_value(word, decimal_comma=decimal_comma) is not None:
+                name = " ".join([*(c.text for c in cells[:index]), *words[:position]])
+                rest = [" ".join(words[position:]), *(c.text for c in cells[index + 1 :])]
+                return name.strip(" :."), rest
+    return None
+
+
+@dataclass
+class _Fields:
+    unit_text: str = ""
+    unit: str = ""
+    unit_confidence: float = 0.0
+    flag_text: str = ""
+    flag: ResultFlag = ResultFlag.UNSPECIFIED
+    reference_range: tuple[ReferenceRange, float] | None = None
+
+
+def _read_fields(texts: Sequence[str], decimal_comma: bool) -> _Fields:
+    fields = _Fields()
+    for text in texts:
+        for piece in _pieces(text, decimal_comma):
+            flag = parse_flag(piece)
+            if not fields.flag_text and flag is not None:
+                fields.flag_text, fields.flag = piece, flag
+            elif fields.reference_range is None and (
+                parsed := parse_range(piece, decimal_comma=decimal_comma)
+            ):
+                fields.reference_range = parsed
+            elif not fields.unit_text and looks_like_unit(piece):
+                fields.unit_text = piece
+                fields.unit, fields.unit_confidence = normalize_unit(piece)
+    return fields
+
+
+def _box(cells: Sequence[Cell], page: PageText) -> BoundingBox:
+    left = min(c.left for c in cells)
+    right = max(c.right for c in cells)
+    top = min(w.top for c in cells for w in c.words)
+    bottom = max(w.bottom for c in cells for w in c.words)
+    return BoundingBox(
+        left=max(left / page.width, 0.0),
+        top=max(top / page.height, 0.0),
+        width=min((right - left) / page.width, 1.0),
+        height=min((bottom - top) / page.height, 1.0),
+    )
+
+
+def _read_row(cells: Sequence[Cell], page: PageText, decimal_comma: bool) -> ExtractedRow | None:
+    split = _split_name(cells, decimal_comma)
+    if split is None or not _is_name(split[0]):
         return None
-    first, *rest = [text for text, _ in tokens]
+    name, (first, *rest) = split
     value_word, *value_tail = first.split(" ", 1)
     if value_word in {"<", ">", "<=", ">=", "≤", "≥"} and value_tail:
         value_word, *value_tail = (value_word + value_tail[0]).split(" ", 1)
     value = parse_value(value_word, decimal_comma=decimal_comma)
     if value is None:
         return None
-    unit_text, flag_text, range_text = "", "", ""
-    unit, unit_confidence, flag, range_found = "", 0.0, ResultFlag.UNSPECIFIED, None
-    for text in [*value_tail, *rest]:
-        for piece in _pieces(text, decimal_comma):
-            if not flag_text and parse_flag(piece) is not None:
-                flag_text, flag = piece, parse_flag(piece) or ResultFlag.UNSPECIFIED
-            elif range_found is None and (parsed := parse_range(piece, decimal_comma=decimal_comma)):
-                range_text, range_found = piece, parsed
-            elif not unit_text and looks_like_unit(piece):
-                unit_text = piece
-                unit, unit_confidence = normalize_unit(piece)
-    if not unit_text and range_found is None:
+    fields = _read_fields([*value_tail, *rest], decimal_comma)
+    if not fields.unit_text and fields.reference_range is None:
         return None
-    left = min(c.left for c in cells)
-    right = max(c.right for c in cells)
-    top = min(w.top for c in cells for w in c.words)
-    bottom = max(w.bottom for c in cells for w in c.words)
     return ExtractedRow(
         page=page.number,
         source_text="  ".join(c.text for c in cells),
@@ -246,21 +274,16 @@ def _read_row(cells: Sequence[Cell], page: PageText, decimal_comma: bool) -> Ext
         value_text=value_word,
         value=value.value,
         comparator=value.comparator,
-        unit_text=unit_text,
-        unit=unit,
-        flag_text=flag_text,
-        flag=flag,
-        reference_range=range_found[0] if range_found else ReferenceRange(),
-        bounding_box=BoundingBox(
-            left=max(left / page.width, 0.0),
-            top=max(top / page.height, 0.0),
-            width=min((right - left) / page.width, 1.0),
-            height=min((bottom - top) / page.height, 1.0),
-        ),
+        unit_text=fields.unit_text,
+        unit=fields.unit,
+        flag_text=fields.flag_text,
+        flag=fields.flag,
+        reference_range=fields.reference_range[0] if fields.reference_range else ReferenceRange(),
+        bounding_box=_box(cells, page),
         value_confidence=value.confidence,
-        unit_confidence=unit_confidence,
-        flag_confidence=0.95 if flag_text else 0.0,
-        range_confidence=range_found[1] if range_found else 0.0,
+        unit_confidence=fields.unit_confidence,
+        flag_confidence=0.95 if fields.flag_text else 0.0,
+        range_confidence=fields.reference_range[1] if fields.reference_range else 0.0,
     )
 
 

@@ -24,8 +24,8 @@ def read_report(path: Path, content_type: str, *, max_pages: int) -> tuple[LabRe
         if content_type == "image/heic" or not tesseract_available():
             raise ParseFailure(
                 ParseStateReason.NO_TEXT_LAYER,
-                "The report is an image and no text recognition engine is installed; enter the results by hand"
-                " or upload the PDF the lab sent.",
+                "The report is an image and no text recognition engine is installed; enter the results by"
+                " hand or upload the PDF the lab sent.",
             )
         return extract_lab_report([ocr_image(path)]), True
     document = open_pdf(path, max_pages=max_pages)
@@ -36,8 +36,8 @@ def read_report(path: Path, content_type: str, *, max_pages: int) -> tuple[LabRe
             if not tesseract_available():
                 raise ParseFailure(
                     ParseStateReason.NO_TEXT_LAYER,
-                    "The PDF is a scan without a text layer and no text recognition engine is installed; enter"
-                    " the results by hand or upload the PDF the lab sent.",
+                    "The PDF is a scan without a text layer and no text recognition engine is installed;"
+                    " enter the results by hand or upload the PDF the lab sent.",
                 )
             pages = [ocr_pdf_page(document, index) for index in range(len(document))]
             ocr_used = True

@@ -174,11 +174,13 @@ def _child(argv: list[str]) -> int:
             "reason": int(ParseStateReason.MALFORMED),
             "message": "The document's structure is too deeply nested to read; it is probably damaged.",
         }
-    except Exception:  # noqa: BLE001 - any other failure is reported, never raised past the child
+    except Exception:
+        # Any other failure is reported as the document's, never raised past the child.
         result = {
             "status": "failed",
             "reason": int(ParseStateReason.INTERNAL_ERROR),
-            "message": "The parser failed unexpectedly on this document; a re-parse after an upgrade may succeed.",
+            "message": "The parser failed unexpectedly on this document; a re-parse after an upgrade may"
+            " succeed.",
         }
     sys.stdout.write(json.dumps(result))
     sys.stdout.flush()

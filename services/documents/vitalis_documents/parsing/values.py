@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -19,7 +20,9 @@ _COMPARATORS: Final = {
 }
 _NUMBER: Final = r"[+-]?(?:\d{1,3}(?:[.,' ]\d{3})+|\d+)(?:[.,]\d+)?|[+-]?[.,]\d+"
 _VALUE: Final = re.compile(rf"^(?P<cmp><=|>=|≤|≥|<|>)?\s*(?P<num>{_NUMBER})$")
-_RANGE: Final = re.compile(rf"^\(?\s*(?P<low>{_NUMBER})\s*(?:-|–|—|to|bis|\.\.)\s*(?P<high>{_NUMBER})\s*\)?$")
+_RANGE: Final = re.compile(
+    rf"^\(?\s*(?P<low>{_NUMBER})\s*(?:-|\u2013|\u2014|to|bis|\.\.)\s*(?P<high>{_NUMBER})\s*\)?$"
+)
 _BOUND: Final = re.compile(rf"^\(?\s*(?P<cmp><=|>=|≤|≥|<|>)\s*(?P<num>{_NUMBER})\s*\)?$")
 _FLAGS: Final = {
     "H": ResultFlag.HIGH,
@@ -100,6 +103,7 @@ _UNITS: Final = {
     "sec": "s",
     "ratio": "{ratio}",
 }
+_UCUM_CODES: Final = frozenset(_UNITS.values())
 _UNIT_SHAPE: Final = re.compile(r"^[a-zA-Zµμ%/^*0-9.,\[\]{}²³ -]{1,24}$")
 _MONTHS: Final = {
     name: number
@@ -171,7 +175,7 @@ def parse_number(text: str, *, decimal_comma: bool | None = None) -> tuple[float
         number = float(raw)
     except ValueError:
         return None
-    if number != number or number in {float("inf"), float("-inf")}:
+    if not math.isfinite(number):
         return None
     return number, confidence
 
@@ -198,6 +202,8 @@ def normalize_unit(text: str) -> tuple[str, float]:
     cleaned = " ".join(text.strip().split())
     if not cleaned:
         return "", 0.0
+    if cleaned in _UCUM_CODES:
+        return cleaned, 0.95
     known = _UNITS.get(cleaned.lower()) or _UNITS.get(cleaned.lower().replace(" ", ""))
     if known:
         return known, 0.95
