@@ -27,7 +27,11 @@ def k8s_copy(tmp_path: Path) -> Path:
     return target
 
 
-_LABELS = {"app.kubernetes.io/name": "demo", "app.kubernetes.io/component": "worker"}
+_LABELS = {
+    "app.kubernetes.io/name": "demo",
+    "app.kubernetes.io/component": "worker",
+    "app.kubernetes.io/part-of": "demo",
+}
 _HARDENED_APP: list[dict[str, Any]] = [
     {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}},
     {
@@ -59,6 +63,14 @@ _HARDENED_APP: list[dict[str, Any]] = [
                 "spec": {
                     "serviceAccountName": "demo",
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": dict(_LABELS)},
+                        }
+                    ],
                     "containers": [
                         {
                             "name": "demo",
@@ -138,7 +150,10 @@ _HARDENED_APP: list[dict[str, Any]] = [
 @pytest.fixture
 def hardened_app() -> list[dict[str, Any]]:
     """A small application that passes every policy; tests break one thing at a time."""
-    return copy.deepcopy(_HARDENED_APP)
+    objects = copy.deepcopy(_HARDENED_APP)
+    for manifest in objects:
+        manifest["metadata"].setdefault("labels", {})["app.kubernetes.io/part-of"] = "demo"
+    return objects
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str = "demo") -> dict[str, Any]:

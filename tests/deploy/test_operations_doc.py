@@ -70,6 +70,12 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def prod_objects() -> list[dict[str, Any]]:
+    """The prod overlay, rendered."""
+    return list(render(PROD, kubectl=find_kubectl()))
+
+
+@pytest.fixture(scope="module")
 def runtime_series() -> Series:
     """Series the services export: the RPC metrics with one call recorded, and the process collector."""
     registry = CollectorRegistry()
@@ -221,8 +227,10 @@ def test_every_vitalis_command_parses(doc: str) -> None:
         parser.parse_args(shlex.split(command)[1:])
 
 
-def test_every_kubernetes_object_and_label_the_commands_name_is_deployed(doc: str) -> None:
-    objects = render(PROD, kubectl=find_kubectl())
+def test_every_kubernetes_object_and_label_the_commands_name_is_deployed(
+    doc: str, prod_objects: list[dict[str, Any]]
+) -> None:
+    objects = prod_objects
     kinds = {"deploy": "Deployment", "deployment": "Deployment", "svc": "Service", "job": "Job"}
     deployed = {(o["kind"], o["metadata"]["name"]) for o in objects}
     labels = {(key, value) for o in objects for key, value in (o["metadata"].get("labels") or {}).items()}
@@ -286,7 +294,5 @@ def test_a_misspelt_metric_or_label_value_is_caught(runtime_series: Series, gate
     )
 
 
-def test_the_prod_overlay_deploys_the_alerts() -> None:
-    objects = render(PROD, kubectl=find_kubectl())
-
-    assert [o["metadata"]["name"] for o in objects if o["kind"] == "PrometheusRule"] == ["vitalis"]
+def test_the_prod_overlay_deploys_the_alerts(prod_objects: list[dict[str, Any]]) -> None:
+    assert [o["metadata"]["name"] for o in prod_objects if o["kind"] == "PrometheusRule"] == ["vitalis"]

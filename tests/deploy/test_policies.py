@@ -48,7 +48,11 @@ def test_job_containers_need_no_probes(hardened_app: Objects, find_object: Any) 
     container = template["spec"]["containers"][0]
     del container["livenessProbe"], container["readinessProbe"]
     template["spec"]["restartPolicy"] = "Never"
-    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once", "namespace": "demo"}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "once", "namespace": "demo", "labels": {"app.kubernetes.io/part-of": "demo"}},
+    }
     job["spec"] = {"template": template}
     hardened_app[:] = [o for o in hardened_app if o["kind"] not in ("Deployment", "Service")] + [job]
 
@@ -154,7 +158,7 @@ def test_secret_with_literal_data_is_caught(hardened_app: Objects) -> None:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": "s", "namespace": "demo"},
+            "metadata": {"name": "s", "namespace": "demo", "labels": {"app.kubernetes.io/part-of": "demo"}},
             "stringData": {"a": "b"},
         }
     )
@@ -164,7 +168,11 @@ def test_secret_with_literal_data_is_caught(hardened_app: Objects) -> None:
 
 def test_secret_object_without_data_passes(hardened_app: Objects) -> None:
     hardened_app.append(
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "demo"}}
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "demo", "labels": {"app.kubernetes.io/part-of": "demo"}},
+        }
     )
 
     assert check_policies(hardened_app) == []
@@ -281,7 +289,7 @@ def test_service_monitor_port_must_exist_on_the_selected_services(hardened_app: 
     monitor: dict[str, Any] = {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": {"name": "demo", "namespace": "demo"},
+        "metadata": {"name": "demo", "namespace": "demo", "labels": {"app.kubernetes.io/part-of": "demo"}},
         "spec": {
             "selector": {"matchLabels": {"app.kubernetes.io/name": "demo"}},
             "endpoints": [{"port": "metrics"}],

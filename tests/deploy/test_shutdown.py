@@ -148,7 +148,11 @@ def _routed_by_the_gateway(objects: Objects, find_object: Any, cluster: dict[str
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": "gateway-config", "namespace": "demo"},
+            "metadata": {
+                "name": "gateway-config",
+                "namespace": "demo",
+                "labels": {"app.kubernetes.io/part-of": "demo"},
+            },
             "data": {"envoy.yaml": yaml.safe_dump(envoy)},
         }
     )
