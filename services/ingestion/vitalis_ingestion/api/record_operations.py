@@ -188,7 +188,7 @@ class RecordOperations:
             if is_map:
                 merged.ClearField(path)
                 getattr(merged, path).update(getattr(message, path))
-            elif descriptor.label == descriptor.LABEL_REPEATED:
+            elif descriptor.is_repeated:
                 merged.ClearField(path)
                 getattr(merged, path).extend(getattr(message, path))
             elif descriptor.message_type is not None:
