@@ -70,7 +70,7 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def prod_objects() -> list[dict[str, Any]]:
+def prod_objects() -> list[Any]:
     """The prod overlay, rendered."""
     return list(render(PROD, kubectl=find_kubectl()))
 
@@ -228,7 +228,7 @@ def test_every_vitalis_command_parses(doc: str) -> None:
 
 
 def test_every_kubernetes_object_and_label_the_commands_name_is_deployed(
-    doc: str, prod_objects: list[dict[str, Any]]
+    doc: str, prod_objects: list[Any]
 ) -> None:
     objects = prod_objects
     kinds = {"deploy": "Deployment", "deployment": "Deployment", "svc": "Service", "job": "Job"}
@@ -294,5 +294,5 @@ def test_a_misspelt_metric_or_label_value_is_caught(runtime_series: Series, gate
     )
 
 
-def test_the_prod_overlay_deploys_the_alerts(prod_objects: list[dict[str, Any]]) -> None:
+def test_the_prod_overlay_deploys_the_alerts(prod_objects: list[Any]) -> None:
     assert [o["metadata"]["name"] for o in prod_objects if o["kind"] == "PrometheusRule"] == ["vitalis"]
