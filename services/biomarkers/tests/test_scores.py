@@ -401,3 +401,40 @@ async def test_list_scores_pages(platform: Any) -> None:
     assert len(times) == 3
     assert times == sorted(times, reverse=True)
     assert not rest.next_page_token
+
+
+async def test_a_score_taking_inputs_from_another_panel_follows_that_panel(platform: Any) -> None:
+    person = await platform.person(birth_date=BORN)
+    markers = vector_markers()
+    without_wbc = [m for m in markers if m.biomarker != "biomarkers/leukocytes"]
+    wbc_only = [m for m in markers if m.biomarker == "biomarkers/leukocytes"]
+    earlier = await create_panel(platform, person, without_wbc, drawn=DRAWN - timedelta(days=2))
+    later = await create_panel(platform, person, wbc_only)
+    first = (await list_scores(platform, person, formula="scoreFormulas/phenoage"))[0]
+    assert first.panel == later.name
+    albumin = next(m for m in earlier.markers if m.biomarker == "biomarkers/albumin")
+    assert next(i for i in first.inputs if i.parameter == "albumin").marker == albumin.name
+    changed = [
+        m
+        if m.name != albumin.name
+        else panel_pb2.Marker(name=m.name, biomarker=m.biomarker, value=38, reported_unit="g/L")
+        for m in earlier.markers
+    ]
+    await panels(platform).UpdatePanel(
+        panel_service_pb2.UpdatePanelRequest(
+            panel=panel_pb2.Panel(name=earlier.name, markers=changed),
+            update_mask=field_mask_pb2.FieldMask(paths=["markers"]),
+        ),
+        metadata=person.auth,
+    )
+    current = await list_scores(platform, person, formula="scoreFormulas/phenoage")
+    assert len(current) == 1
+    second = current[0]
+    assert second.panel == later.name
+    assert second.value > first.value
+    await panels(platform).DeletePanel(
+        panel_service_pb2.DeletePanelRequest(name=earlier.name), metadata=person.auth
+    )
+    assert await list_scores(platform, person, formula="scoreFormulas/phenoage") == []
+    history = await list_scores(platform, person, formula="scoreFormulas/phenoage", show_history=True)
+    assert next(s for s in history if s.name == second.name).state == score_pb2.SCORE_STATE_OUTDATED

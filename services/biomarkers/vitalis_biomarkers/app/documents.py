@@ -117,7 +117,7 @@ class DocumentMerge:
             ]
             if not drafts:
                 if current is not None:
-                    await self._book.delete_in(conn, current)
+                    await self._book.delete_in(conn, current, person=person)
                 return MergeOutcome(None, [], False)
             if current is None:
                 markers = evaluate_markers(

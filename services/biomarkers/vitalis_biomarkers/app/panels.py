@@ -258,6 +258,7 @@ class PanelBook:
 
     async def delete(self, user_id: uuid.UUID, panel_id: uuid.UUID, *, etag: str) -> None:
         """Delete a panel; its scores are kept and marked outdated."""
+        person = await self._people.profile(user_id)
         async with self._db.transaction(user_id=user_id) as conn:
             await lock_user(conn, user_id)
             current = await self._panels.get_panel(conn, user_id, panel_id, for_update=True)
@@ -267,12 +268,21 @@ class PanelBook:
                 raise Aborted(
                     "the panel changed since it was read; read it again and retry", reason="STALE_ETAG"
                 )
-            await self.delete_in(conn, current)
+            await self.delete_in(conn, current, person=person)
 
-    async def delete_in(self, conn: asyncpg.Connection, panel: Panel) -> None:
+    async def delete_in(self, conn: asyncpg.Connection, panel: Panel, *, person: PersonProfile) -> None:
         """Delete a panel, outdate its scores and announce it, in the caller's transaction."""
         await self._panels.delete_panel(conn, panel.user_id, panel.id)
         await self._scores.outdate_panel(conn, panel.user_id, panel.id)
+        await self._engine.refresh_panel(
+            conn,
+            panel.user_id,
+            panel_id=panel.id,
+            collection_time=None,
+            biomarker_ids=(),
+            person=person,
+            trigger=ScoreTrigger.INPUT_CHANGED,
+        )
         await events.panel_deleted(conn, panel.user_id, panel.name, datetime.now(UTC))
 
     async def get_marker(

@@ -143,41 +143,59 @@ class ScoreEngine:
         user_id: uuid.UUID,
         *,
         panel_id: uuid.UUID,
-        collection_time: datetime,
+        collection_time: datetime | None,
         biomarker_ids: Sequence[str],
         person: PersonProfile,
         trigger: ScoreTrigger,
     ) -> list[Score]:
-        """After a panel changed: recompute its current scores and the default ones its markers feed.
-
-        A score whose inputs no longer give a value is marked outdated.
+        """After a panel changed (or, with ``collection_time`` None, was deleted): recompute the scores
+        it anchors, the default ones its markers feed, and the scores of other panels that took an
+        input from it. A score whose inputs no longer give a value is marked outdated.
         """
-        present = set(biomarker_ids)
-        current_keys = await self._scores.current_keys_of_panel(conn, user_id, panel_id)
-        keys: dict[ScoreKey, FormulaChoice | None] = {key: _choice_of(key) for key in current_keys}
-        for formula in FORMULAS:
-            choice = choose_formula(formula.name, "", "")
-            feeds = any(set(parameter.biomarkers) & present for parameter in choice.version.parameters)
-            if feeds:
-                keys.setdefault(choice.key(panel_id), choice)
+        keys: dict[ScoreKey, FormulaChoice | None] = {}
+        dependents = await self._scores.current_keys_using_panel(conn, user_id, panel_id)
+        if collection_time is not None:
+            for key in await self._scores.current_keys_of_panel(conn, user_id, panel_id):
+                keys[key] = _choice_of(key)
+            present = set(biomarker_ids)
+            for formula in FORMULAS:
+                choice = choose_formula(formula.name, "", "")
+                feeds = any(set(parameter.biomarkers) & present for parameter in choice.version.parameters)
+                # A sample another panel's score already covers with these markers gets no second score.
+                covered = any(
+                    (key.formula_id, key.formula_version, key.coefficient_set)
+                    == (formula.id, choice.version.version, choice.coefficients.id)
+                    for key in dependents
+                )
+                if feeds and not covered:
+                    keys.setdefault(choice.key(panel_id), choice)
+        for key in dependents:
+            keys.setdefault(key, _choice_of(key))
         computed = []
         for key, chosen in keys.items():
-            if chosen is None:
-                continue
-            try:
-                computed.append(
-                    await self.compute(
+            anchor_time = (
+                collection_time
+                if key.panel_id == panel_id
+                else await self._panels.collection_time(conn, user_id, key.panel_id)
+            )
+            score = None
+            if chosen is not None and anchor_time is not None:
+                try:
+                    score = await self.compute(
                         conn,
                         user_id,
                         chosen,
-                        anchor_panel=panel_id,
-                        anchor_time=collection_time,
+                        anchor_panel=key.panel_id,
+                        anchor_time=anchor_time,
                         person=person,
                         trigger=trigger,
                     )
-                )
-            except (MissingInputsError, ValueError):
-                current = await self._scores.current(conn, user_id, key)
-                if current is not None:
-                    await self._scores.set_state(conn, user_id, current.id, ScoreState.OUTDATED)
+                except (MissingInputsError, ValueError):
+                    score = None
+            if score is not None:
+                computed.append(score)
+                continue
+            current = await self._scores.current(conn, user_id, key)
+            if current is not None:
+                await self._scores.set_state(conn, user_id, current.id, ScoreState.OUTDATED)
         return computed

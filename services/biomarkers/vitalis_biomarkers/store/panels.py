@@ -193,6 +193,15 @@ class PanelStore:
         markers = await self._markers_of(conn, user_id, [panel_id])
         return _panel(row, markers.get(panel_id, []))
 
+    async def collection_time(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, panel_id: uuid.UUID
+    ) -> datetime | None:
+        """When a panel was collected, or None when it does not exist."""
+        moment: datetime | None = await conn.fetchval(
+            "SELECT collection_time FROM panels WHERE user_id = $1 AND panel_id = $2", user_id, panel_id
+        )
+        return moment
+
     async def find_by_source(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, source_key: str
     ) -> Panel | None:

@@ -119,6 +119,21 @@ class ScoreStore:
             for row in rows
         ]
 
+    async def current_keys_using_panel(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, panel_id: uuid.UUID
+    ) -> list[ScoreKey]:
+        """The keys of current scores, anchored anywhere, that took an input from a panel."""
+        rows = await conn.fetch(
+            """SELECT panel_id, formula_id, formula_version, coefficient_set FROM scores
+               WHERE user_id = $1 AND state = 1 AND inputs @> $2::jsonb""",
+            user_id,
+            [{"panel_id": str(panel_id)}],
+        )
+        return [
+            ScoreKey(row["panel_id"], row["formula_id"], row["formula_version"], row["coefficient_set"])
+            for row in rows
+        ]
+
     async def panels_scored_with(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, formula_id: str
     ) -> set[uuid.UUID]:
