@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vitalis_biomarkers.dictionary.loader import (
     DictionaryError,
@@ -293,3 +295,27 @@ def test_printed_results_match_with_unit_fit(dictionary: Dictionary, units: Unit
     )
     assert not mismatched[0].unit_accepted
     assert mismatched[0].confidence < found[0].confidence
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_any_value_round_trips_between_any_two_units_of_a_biomarker(
+    dictionary: Dictionary, data: st.DataObject
+) -> None:
+    definition = data.draw(st.sampled_from(dictionary.biomarkers))
+    convertible = [
+        unit
+        for unit in definition.units
+        if (alternate := definition.alternate(unit)) is None
+        or alternate.kind is not ConversionKind.NOT_CONVERTIBLE
+    ]
+    source, target = data.draw(st.sampled_from(convertible)), data.draw(st.sampled_from(convertible))
+    value = data.draw(st.floats(min_value=0.01, max_value=1e4, allow_nan=False))
+    there, _ = definition.convert(value, source, target)
+    back, _ = definition.convert(there, target, source)
+    assert back == pytest.approx(value, rel=1e-3)
+    if definition.alternate(source) is not None and definition.alternate(target) is not None:
+        through_canonical = definition.convert(
+            definition.convert(value, source, definition.canonical_unit)[0], definition.canonical_unit, target
+        )[0]
+        assert there == pytest.approx(through_canonical, rel=1e-9)

@@ -3,6 +3,7 @@ idempotency, validation, events and isolation between users."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -396,3 +397,19 @@ async def test_panel_changes_are_written_to_the_outbox(platform: Any) -> None:
     assert announced.panel == created.name
     assert [m.flag for m in announced.flagged_markers] == [panel_pb2.MARKER_FLAG_HIGH]
     assert list(events_pb2.PanelUpdated.FromString(rows[1]["payload"]).changed_fields) == ["note"]
+
+
+async def test_concurrent_retries_with_one_request_id_create_one_panel(platform: Any) -> None:
+    person = await platform.person()
+    request_id = str(uuid.uuid4())
+    created = await asyncio.gather(
+        *(
+            create(platform, person, panel(marker("sodium", 140, "mmol/L")), request_id=request_id)
+            for _ in range(5)
+        )
+    )
+    assert len({p.name for p in created}) == 1
+    listed = await stub(platform).ListPanels(
+        panel_service_pb2.ListPanelsRequest(parent="users/me"), metadata=person.auth
+    )
+    assert len(listed.panels) == 1
