@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
+from vitalis_deploy.network import Endpoint, NetworkModel, outside
 from vitalis_deploy.render import find_kubectl, render
+from vitalis_deploy.schema import DEFAULT_KUBERNETES_VERSIONS
+from vitalis_deploy.validate import validate_overlay
 from vitalis_deploy.workloads import config_maps_by_name, pod_workloads, resolved_environment
-from vitalis_runtime.catalog import SERVICES, ServiceSpec
+from vitalis_runtime.catalog import SERVICES, ServiceSpec, service
 from vitalis_runtime.settings import ConfigurationError, ServiceSettings
 
 OVERLAYS = Path(__file__).resolve().parents[2] / "deploy/k8s/overlays"
@@ -25,6 +28,7 @@ SECRET_STAND_INS = {
     "VITALIS_CLERK_WEBHOOK_SECRET": "whsec_" + "c" * 32,
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "e" * 40,
+    "VITALIS_LLM_API_KEY": "sk-" + "l" * 40,
 }
 
 
@@ -88,3 +92,41 @@ def test_documents_keeps_files_on_a_volume_in_dev_and_in_a_bucket_in_prod(
     assert environment["VITALIS_STORAGE_BACKEND"] == "disk"
     claim = volumes[mounts[environment["VITALIS_STORAGE_ROOT"]]]["persistentVolumeClaim"]["claimName"]
     assert any(o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == claim for o in objects)
+
+
+def test_insights_llm_component_configures_insights_and_opens_https_for_it_alone(
+    k8s_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kustomization = k8s_copy / "overlays" / "prod" / "kustomization.yaml"
+    text = kustomization.read_text()
+    kustomization.write_text(
+        text.replace(
+            "  - ../../components/service-monitors\n",
+            "  - ../../components/service-monitors\n  - ../../components/insights-llm\n",
+            1,
+        )
+    )
+    objects = list(render(k8s_copy / "overlays" / "prod", kubectl=find_kubectl()))
+    report = validate_overlay(
+        k8s_copy / "overlays" / "prod", kubectl=find_kubectl(), versions=DEFAULT_KUBERNETES_VERSIONS
+    )
+    default = list(render(OVERLAYS / "prod", kubectl=find_kubectl()))
+    settings_class = _settings_class(service("insights"))
+    for field in settings_class.model_fields:
+        monkeypatch.delenv(settings_class.env_name(field), raising=False)
+    for name, value in _pod_environment(objects, "insights").items():
+        monkeypatch.setenv(name, value)
+    settings = settings_class.from_env()
+
+    assert report.findings == ()
+    assert getattr(settings, "llm_base_url", None) == "https://api.openai.com/v1"
+    assert _can_reach_the_internet(objects, "insights")
+    assert not _can_reach_the_internet(objects, "ingestion")
+    assert not _can_reach_the_internet(default, "insights")
+
+
+def _can_reach_the_internet(objects: list[Any], name: str) -> bool:
+    workload = next(w for w in pod_workloads(objects) if w.kind == "Deployment" and w.name == name)
+    model = NetworkModel((o for o in objects if o["kind"] == "NetworkPolicy"), {})
+    pod = Endpoint(workload.subject, workload.namespace, workload.pod_labels, workload.named_ports())
+    return model.allows(pod, outside("an HTTPS API"), 443)
