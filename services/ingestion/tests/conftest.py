@@ -16,9 +16,11 @@ from vitalis_client import create_channel
 from vitalis_ingestion.server import SERVICE_NAMES, IngestionApp
 from vitalis_runtime.db import Database
 from vitalis_runtime.migrations import load_migrations, migrate
+from vitalis_runtime.service_auth import ServiceCredentials, accepting_service_tokens
 from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import running_server
 
+SERVICE_SECRET = "s" * 40
 FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
 Metadata = tuple[tuple[str, str], ...]
 
@@ -64,6 +66,10 @@ class Service:
         """Call metadata with a bearer token for ``user_id`` (the default user when not given)."""
         return (("authorization", f"Bearer {self.key.mint(user_id or self.user_id)}"),)
 
+    def as_service(self, name: str = "identity") -> Metadata:
+        """Call metadata of another Vitalis service acting for the default user."""
+        return ServiceCredentials(SERVICE_SECRET, name).metadata(self.user_id)
+
     @property
     def me(self) -> Metadata:
         """Call metadata for the default user."""
@@ -85,7 +91,7 @@ async def service(db: Database, tmp_path: Path) -> AsyncIterator[Service]:
             service_name="ingestion",
             register=app.register,
             service_names=SERVICE_NAMES,
-            verifier=key.verifier(),
+            verifier=accepting_service_tokens(key.verifier(), SERVICE_SECRET),
         ) as running,
         create_channel(running.target) as channel,
     ):
