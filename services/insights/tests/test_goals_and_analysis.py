@@ -276,3 +276,20 @@ async def test_a_new_goal_reads_the_history_ingestion_already_holds(platform: Pl
         assert goal.progress.baseline.value == pytest.approx(64.0)
         assert goal.progress.fraction_complete == pytest.approx(3.5 / 9)
         assert goal.progress.on_track
+
+
+async def test_a_trend_reads_the_history_ingestion_holds_when_insights_has_too_little(
+    platform: Platform,
+) -> None:
+    user_id = uuid.uuid4()
+    rates = [60, 61, 61, 62, 63, 63, 64, 65, 66, 66]
+    for offset, rate in enumerate(rates):
+        platform.add_night(user_id, date.today() - timedelta(days=len(rates) - offset), resting_hr=rate)
+    async with running_insights(platform, platform.settings()) as insights:
+        trend = await analysis_service_pb2_grpc.AnalysisServiceStub(insights.channel).ComputeTrend(
+            analysis_service_pb2.ComputeTrendRequest(parent="users/me", series=RESTING_HR),
+            metadata=bearer(platform, user_id),
+        )
+        assert trend.sample_count == len(rates)
+        assert trend.direction == analysis_pb2.TREND_DIRECTION_INCREASING
+        assert trend.slope_per_day == pytest.approx(stats.theilslopes(rates).slope)

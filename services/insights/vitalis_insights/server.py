@@ -123,7 +123,7 @@ async def create_insights_server(
             GoalServicer(deps.db, tokens, engine, access), server
         )
         analysis_service_pb2_grpc.add_AnalysisServiceServicer_to_server(
-            AnalysisServicer(deps.db, access), server
+            AnalysisServicer(deps.db, access, engine), server
         )
         narrative_service_pb2_grpc.add_NarrativeServiceServicer_to_server(
             NarrativeServicer(deps.db, tokens, provider, access), server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -13,6 +14,7 @@ from vitalis.insights.v1 import analysis_pb2, analysis_service_pb2, analysis_ser
 from vitalis_insights.api.names import ReadAccess, resolve_parent
 from vitalis_insights.domain import sleep_scoring, statistics
 from vitalis_insights.domain.series import SeriesValue, series_key
+from vitalis_insights.engine import InsightsEngine
 from vitalis_insights.store import series as series_store
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FailedPrecondition, InvalidArgument
@@ -61,13 +63,25 @@ def _points(values: list[SeriesValue]) -> list[common_pb2.SeriesPoint]:
 class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
     """Statistics on a user's own series."""
 
-    def __init__(self, db: Database, access: ReadAccess) -> None:
+    def __init__(self, db: Database, access: ReadAccess, engine: InsightsEngine) -> None:
         self._db = db
         self._access = access
+        self._engine = engine
 
-    async def _values(self, user_id: object, key: str, start: datetime, end: datetime) -> list[SeriesValue]:
-        async with self._db.transaction(user_id=user_id, readonly=True) as conn:  # type: ignore[arg-type]
-            return await series_store.values_of(conn, user_id, key, start=start, end=end)  # type: ignore[arg-type]
+    async def _values(
+        self, user_id: uuid.UUID, key: str, start: datetime, end: datetime, *, needed: int
+    ) -> list[SeriesValue]:
+        """The series' values in the interval; read from the producing service when too few are held."""
+        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            values = await series_store.values_of(conn, user_id, key, start=start, end=end)
+        if len(values) >= needed:
+            return values
+        history = await self._engine.history(user_id, key, start.date(), end.date())
+        if not history:
+            return values
+        async with self._db.transaction(user_id=user_id) as conn:
+            await series_store.upsert_values(conn, user_id, history)
+            return await series_store.values_of(conn, user_id, key, start=start, end=end)
 
     async def ComputeTrend(
         self, request: analysis_service_pb2.ComputeTrendRequest, context: Context
@@ -76,7 +90,7 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         user_id = await self._access.parent(request.parent)
         key = series_key(request.series)
         start, end = _interval(request.interval, request.HasField("interval"), "interval")
-        values = await self._values(user_id, key, start, end)
+        values = await self._values(user_id, key, start, end, needed=statistics.MIN_TREND_POINTS)
         origin = start
         try:
             result = statistics.trend(
@@ -122,10 +136,12 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         if lag < timedelta(0) or lag > timedelta(days=MAX_LAG_DAYS) or lag % timedelta(days=1):
             raise InvalidArgument.for_field("lag", "must be a whole number of days from 0 to 30")
         start, end = _interval(request.interval, request.HasField("interval"), "interval")
+        needed = statistics.MIN_CORRELATION_PAIRS
         xs = {
-            value.observe_time: value for value in await self._values(user_id, key_x, start - lag, end - lag)
+            value.observe_time: value
+            for value in await self._values(user_id, key_x, start - lag, end - lag, needed=needed)
         }
-        ys = await self._values(user_id, key_y, start, end)
+        ys = await self._values(user_id, key_y, start, end, needed=needed)
         pairs = [(xs[y.observe_time - lag], y) for y in ys if y.observe_time - lag in xs]
         try:
             result = statistics.correlation([x.value for x, _ in pairs], [y.value for _, y in pairs])
