@@ -23,6 +23,8 @@ from vitalis.identity.v1 import (
     data_rights_service_pb2_grpc,
     user_data_service_pb2,
     user_data_service_pb2_grpc,
+    user_service_pb2,
+    user_service_pb2_grpc,
 )
 
 pytestmark = pytest.mark.timeout(90)
@@ -231,3 +233,86 @@ async def test_identity_user_data_service_is_for_services_only(identity) -> None
             metadata=identity.as_service(ada.user_id),
         )
     assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_soft_deleted_user_is_erased_when_the_grace_period_ends(identity_with) -> None:
+    async with identity_with(deletion_grace_days=0) as identity:
+        ada = await identity.sign_up()
+        users = user_service_pb2_grpc.UserServiceStub(identity.channel)
+        await users.DeleteUser(user_service_pb2.DeleteUserRequest(name="users/me"), metadata=ada.auth)
+        for _ in range(200):
+            async with identity.db.transaction(user_id=ada.user_id) as conn:
+                job = await conn.fetchrow(
+                    "SELECT state, trigger FROM erasure_jobs WHERE user_id = $1", ada.user_id
+                )
+                users_left = await conn.fetchval("SELECT count(*) FROM users WHERE user_id = $1", ada.user_id)
+            if job is not None and job["state"] == "succeeded":
+                break
+            await asyncio.sleep(0.05)
+        assert job is not None
+        assert (job["state"], job["trigger"]) == ("succeeded", "deletion_expired")
+        assert users_left == 0
+
+
+async def test_restoring_a_user_cancels_the_scheduled_erasure(identity) -> None:
+    ada = await identity.sign_up()
+    users = user_service_pb2_grpc.UserServiceStub(identity.channel)
+    rights = data_rights_service_pb2_grpc.DataRightsServiceStub(identity.channel)
+    await users.DeleteUser(user_service_pb2.DeleteUserRequest(name="users/me"), metadata=ada.auth)
+    scheduled = await rights.ListErasureJobs(
+        data_rights_service_pb2.ListErasureJobsRequest(parent="users/me"), metadata=ada.auth
+    )
+    assert [(j.trigger, j.state) for j in scheduled.erasure_jobs] == [
+        (data_rights_pb2.ERASURE_TRIGGER_DELETION_EXPIRED, data_rights_pb2.JOB_STATE_PENDING)
+    ]
+    await users.UndeleteUser(user_service_pb2.UndeleteUserRequest(name="users/me"), metadata=ada.auth)
+    after = await rights.ListErasureJobs(
+        data_rights_service_pb2.ListErasureJobsRequest(parent="users/me"), metadata=ada.auth
+    )
+    assert list(after.erasure_jobs) == []
+
+
+async def test_an_erasure_request_during_the_grace_period_runs_the_scheduled_one_now(identity) -> None:
+    ada = await identity.sign_up()
+    users = user_service_pb2_grpc.UserServiceStub(identity.channel)
+    rights = data_rights_service_pb2_grpc.DataRightsServiceStub(identity.channel)
+    await users.DeleteUser(user_service_pb2.DeleteUserRequest(name="users/me"), metadata=ada.auth)
+    job = await rights.CreateErasureJob(
+        data_rights_service_pb2.CreateErasureJobRequest(parent="users/me", confirm_email=ada.email),
+        metadata=ada.auth,
+    )
+    assert job.trigger == data_rights_pb2.ERASURE_TRIGGER_DELETION_EXPIRED
+
+    async def get(name, metadata):
+        return await rights.GetErasureJob(
+            data_rights_service_pb2.GetErasureJobRequest(name=name), metadata=metadata
+        )
+
+    done = await wait_for(get, job.name, ada.auth)
+    assert done.state == data_rights_pb2.JOB_STATE_SUCCEEDED
+
+
+async def test_exports_are_limited_per_day(identity) -> None:
+    ada = await identity.sign_up()
+    rights = data_rights_service_pb2_grpc.DataRightsServiceStub(identity.channel)
+
+    async def get(name, metadata):
+        return await rights.GetExportJob(
+            data_rights_service_pb2.GetExportJobRequest(name=name), metadata=metadata
+        )
+
+    for _ in range(5):
+        job = await rights.CreateExportJob(
+            data_rights_service_pb2.CreateExportJobRequest(parent="users/me"), metadata=ada.auth
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as busy:
+            await rights.CreateExportJob(
+                data_rights_service_pb2.CreateExportJobRequest(parent="users/me"), metadata=ada.auth
+            )
+        assert busy.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        await wait_for(get, job.name, ada.auth)
+    with pytest.raises(grpc.aio.AioRpcError) as quota:
+        await rights.CreateExportJob(
+            data_rights_service_pb2.CreateExportJobRequest(parent="users/me"), metadata=ada.auth
+        )
+    assert quota.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -349,7 +349,21 @@ async def test_consents_grant_revoke_and_history(identity) -> None:
     listed = await consents.ListConsents(
         consent_service_pb2.ListConsentsRequest(parent="users/me"), metadata=ada.auth
     )
-    assert len(listed.consents) == 2
+    assert [c.type for c in listed.consents] == [consent_pb2.CONSENT_TYPE_TERMS_OF_SERVICE, health]
+    first_page = await consents.ListConsents(
+        consent_service_pb2.ListConsentsRequest(parent="users/me", page_size=1), metadata=ada.auth
+    )
+    second_page = await consents.ListConsents(
+        consent_service_pb2.ListConsentsRequest(
+            parent="users/me", page_size=1, page_token=first_page.next_page_token
+        ),
+        metadata=ada.auth,
+    )
+    assert [c.type for c in (*first_page.consents, *second_page.consents)] == [
+        consent_pb2.CONSENT_TYPE_TERMS_OF_SERVICE,
+        health,
+    ]
+    assert not second_page.next_page_token
     history = await consents.ListConsentEvents(
         consent_service_pb2.ListConsentEventsRequest(parent="users/me/consents/-"), metadata=ada.auth
     )

@@ -11,8 +11,9 @@ from typing import Any
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.accounts import Account, AccountTier, apply_account_update
 from vitalis_identity.domain.audit import AuditAction
-from vitalis_identity.profiles import stale_etag
+from vitalis_identity.profiles import schedule_erasure, stale_etag
 from vitalis_identity.store import UserStore
+from vitalis_identity.store_jobs import JobStore
 from vitalis_identity.store_people import AccountStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
@@ -41,6 +42,7 @@ class Accounts:
         self._grace = deletion_grace
         self._store = store or AccountStore()
         self._users = users or UserStore()
+        self._jobs = JobStore()
 
     async def get(self, caller: uuid.UUID, account_id: uuid.UUID) -> Account:
         """An account the caller belongs to."""
@@ -141,6 +143,10 @@ class Accounts:
                 await self._users.set_deleted(
                     conn, member, expected_version=user.version, delete_time=when, expire_time=expire
                 )
+                if expire is not None:
+                    await schedule_erasure(self._jobs, conn, member, expire)
+                else:
+                    await self._jobs.cancel_scheduled_erasure(conn, member)
         await conn.execute("SELECT set_config('app.current_user_id', $1, true)", str(caller))
 
     async def _save(

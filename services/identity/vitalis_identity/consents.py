@@ -90,12 +90,13 @@ class Consents:
             await self._audit.record(conn, user_id, AuditAction.PERMISSION_CHANGE, saved.name)
             return saved
 
-    async def list_page(self, user_id: uuid.UUID, cursor: Mapping[str, Any], limit: int) -> list[Consent]:
-        """A page of current consents."""
-        query = ListQuery()
-        query.page_after(cursor, "grant_time", "consent_type", descending=False)
+    async def list_page(self, user_id: uuid.UUID, offset: int, limit: int) -> list[Consent]:
+        """A page of current consents in the order of their types (at most one per type)."""
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            return await self._store.list_page(conn, user_id, query, limit)
+            every = await self._store.list_page(conn, user_id, ListQuery(), len(ConsentType))
+        order = list(ConsentType)
+        ranked = sorted(every, key=lambda consent: order.index(consent.type))
+        return ranked[offset : offset + limit + 1]
 
     async def list_events(
         self,

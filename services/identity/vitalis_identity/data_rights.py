@@ -31,7 +31,7 @@ from vitalis_identity.store import SessionStore, UserStore
 from vitalis_identity.store_jobs import JobStore
 from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 
 logger = logging.getLogger(__name__)
 IDENTITY = "identity"
@@ -39,6 +39,7 @@ LEASE_SECONDS = 300.0
 CALL_ATTEMPTS = 3
 ERASURE_RETRY_SECONDS = 30.0
 ARCHIVE_TTL = timedelta(days=7)
+MAX_EXPORTS_PER_DAY = 5
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,13 @@ class DataRights:
                 raise FailedPrecondition(
                     "an export of this user is already pending or running", reason="EXPORT_RUNNING"
                 )
+            if (
+                await self._jobs.exports_since(conn, user_id, datetime.now(UTC) - timedelta(days=1))
+                >= MAX_EXPORTS_PER_DAY
+            ):
+                raise ResourceExhausted(
+                    f"at most {MAX_EXPORTS_PER_DAY} exports a day; try again tomorrow", reason="EXPORT_QUOTA"
+                )
             job = await self._jobs.create(conn, "export", user_id, request_id=request_id)
             await self._audit.record(conn, user_id, AuditAction.EXPORT, job.name)
         self._wake.set()
@@ -125,7 +133,9 @@ class DataRights:
         async with self._db.transaction(user_id=user_id) as conn:
             if request_id and (earlier := await self._jobs.by_request(conn, "erasure", user_id, request_id)):
                 return earlier
-            if (running := await self._jobs.unfinished(conn, "erasure", user_id)) is not None:
+            running = await self._jobs.unfinished(conn, "erasure", user_id)
+            scheduled = running is not None and running.trigger is ErasureTrigger.DELETION_EXPIRED
+            if running is not None and not (scheduled and running.state is JobState.PENDING):
                 return running
             user = await self._users.get_user(conn, user_id)
             if user is None:
@@ -144,7 +154,14 @@ class DataRights:
                 expire_time=now,
             )
             await self._sessions.revoke_other_sessions(conn, user_id, None, RevokeReason.USER_DELETED.value)
-            job = await self._jobs.create(conn, "erasure", user_id, request_id=request_id, trigger=trigger)
+            if running is not None:
+                # The erasure a soft delete scheduled for later runs now instead.
+                await self._jobs.retry_later(conn, running.job_id, 0)
+                job = running
+            else:
+                job = await self._jobs.create(
+                    conn, "erasure", user_id, request_id=request_id, trigger=trigger
+                )
             await self._audit.record(conn, user_id, AuditAction.ERASE, job.name)
         self._wake.set()
         return job
@@ -298,6 +315,11 @@ class DataRights:
 
     async def _run_erasure(self, user_id: uuid.UUID, job_id: uuid.UUID) -> None:
         job_name = f"users/{user_id}/erasureJobs/{job_id}"
+        async with self._db.transaction(user_id=user_id) as conn:
+            if await self._jobs.get(conn, "erasure", user_id, job_id) is None:
+                # Cancelled (the user was restored before the erasure a soft delete scheduled).
+                await self._jobs.done(conn, job_id)
+                return
         # Identity erases last: until then the user (and this job's owner) still exists.
         ordered = [c for c in self._clients if c.name != IDENTITY] + [
             c for c in self._clients if c.name == IDENTITY

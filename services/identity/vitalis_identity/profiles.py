@@ -10,9 +10,11 @@ from typing import Any
 
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
+from vitalis_identity.domain.jobs import ErasureTrigger
 from vitalis_identity.domain.preferences import Preferences, apply_preferences_update
 from vitalis_identity.domain.users import User, apply_profile_update
 from vitalis_identity.store import UserStore
+from vitalis_identity.store_jobs import JobStore
 from vitalis_identity.store_people import AccountStore, PreferencesStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, FailedPrecondition, NotFound
@@ -21,6 +23,13 @@ from vitalis_runtime.errors import Aborted, FailedPrecondition, NotFound
 def user_not_found(name: str) -> NotFound:
     """The one answer for a user that does not exist or that the caller may not see."""
     return NotFound(f"user {name!r} was not found", reason="USER_NOT_FOUND", metadata={"name": name})
+
+
+async def schedule_erasure(jobs: JobStore, conn: Any, user_id: uuid.UUID, when: datetime) -> None:
+    """Queue the erasure that runs when a soft-deleted user's grace period ends."""
+    await jobs.create(
+        conn, "erasure", user_id, request_id=None, trigger=ErasureTrigger.DELETION_EXPIRED, run_after=when
+    )
 
 
 def stale_etag(what: str) -> Aborted:
@@ -50,6 +59,7 @@ class Profiles:
         self._users = users or UserStore()
         self._preferences = preferences or PreferencesStore()
         self._accounts = accounts or AccountStore()
+        self._jobs = JobStore()
         self._today = today
 
     async def get(self, user_id: uuid.UUID, *, share_grant: str = "") -> User:
@@ -105,6 +115,7 @@ class Profiles:
             )
             if saved is None:
                 raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await schedule_erasure(self._jobs, conn, user_id, now + self._grace)
             await self._audit.record(conn, user_id, AuditAction.DELETE, saved.name)
         return saved
 
@@ -125,6 +136,7 @@ class Profiles:
             )
             if saved is None:
                 raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await self._jobs.cancel_scheduled_erasure(conn, user_id)
             await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
         return saved
 

@@ -55,8 +55,9 @@ class JobStore:
         *,
         request_id: str | None,
         trigger: ErasureTrigger | None = None,
+        run_after: datetime | None = None,
     ) -> DataRightsJob:
-        """Insert a pending job and queue it."""
+        """Insert a pending job and queue it (to run from ``run_after``, by default at once)."""
         job_id = uuid.uuid4()
         if kind == "erasure":
             assert trigger is not None
@@ -77,10 +78,12 @@ class JobStore:
                 request_id,
             )
         await conn.execute(
-            "INSERT INTO data_rights_queue (job_id, kind, subject_id) VALUES ($1, $2, $3)",
+            """INSERT INTO data_rights_queue (job_id, kind, subject_id, run_after)
+               VALUES ($1, $2, $3, coalesce($4, now()))""",
             job_id,
             kind,
             user_id,
+            run_after,
         )
         assert row is not None
         return _job(kind, row)
@@ -218,6 +221,25 @@ class JobStore:
             job_id,
             delay_seconds,
         )
+
+    async def cancel_scheduled_erasure(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
+        """Drop the erasure a soft delete scheduled, when the user is restored before it ran."""
+        rows = await conn.fetch(
+            """DELETE FROM erasure_jobs
+               WHERE user_id = $1 AND state = 'pending' AND trigger = 'deletion_expired'
+               RETURNING job_id""",
+            user_id,
+        )
+        await conn.execute(
+            "DELETE FROM data_rights_queue WHERE job_id = ANY($1::uuid[])", [r["job_id"] for r in rows]
+        )
+
+    async def exports_since(self, conn: asyncpg.Connection, user_id: uuid.UUID, since: datetime) -> int:
+        """How many exports the user requested since a time."""
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM export_jobs WHERE user_id = $1 AND create_time >= $2", user_id, since
+        )
+        return count
 
     async def done(self, conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
         """Remove a finished job from the queue."""

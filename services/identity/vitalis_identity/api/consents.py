@@ -50,10 +50,9 @@ class ConsentServicer(consent_service_pb2_grpc.ConsentServiceServicer):
         user_id = own_parent(request.parent)
         fingerprint = {"parent": str(user_id), "method": "ListConsents"}
         size, cursor = self._pager.start(request.page_size, request.page_token, fingerprint)
-        rows = await self._consents.list_page(user_id, cursor, size)
-        page, token = self._pager.finish(
-            rows, size, fingerprint, lambda c: cursor_of(c.grant_time, c.type.value)
-        )
+        offset = int(cursor.get("offset", 0))
+        rows = await self._consents.list_page(user_id, offset, size)
+        page, token = self._pager.finish(rows, size, fingerprint, lambda _: {"offset": offset + size})
         return consent_service_pb2.ListConsentsResponse(
             consents=[consent_to_proto(c) for c in page], next_page_token=token
         )
