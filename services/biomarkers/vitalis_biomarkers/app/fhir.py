@@ -11,7 +11,8 @@ from typing import Any
 
 from vitalis_biomarkers.app.panels import PanelBook, panel_not_found
 from vitalis_biomarkers.dictionary.units import Units
-from vitalis_biomarkers.domain.fhir import FhirReader, ImportIssue, InvalidFhirError, export_bundle
+from vitalis_biomarkers.domain.fhir import ImportIssue, InvalidFhirError, export_bundle
+from vitalis_biomarkers.domain.fhir_import import FhirReader
 from vitalis_biomarkers.domain.panels import Panel
 from vitalis_biomarkers.store.panels import TimeInterval
 from vitalis_runtime.errors import InvalidArgument, NotFound, VitalisError
