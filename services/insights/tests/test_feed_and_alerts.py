@@ -189,6 +189,16 @@ async def test_watch_resumes_after_a_token_and_reports_updates(platform: Platfor
         assert replayed.resume_token == update.resume_token
         resumed.cancel()
 
+        critical_only = stub.WatchInsights(
+            insight_service_pb2.WatchInsightsRequest(
+                parent="users/me", resume_token="0", filter="severity = SEVERITY_CRITICAL"
+            ),
+            metadata=me,
+        )
+        only = await asyncio.wait_for(critical_only.read(), timeout=5)
+        assert only.insight.rule == "rules/biomarker-critical"
+        critical_only.cancel()
+
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await stub.WatchInsights(
                 insight_service_pb2.WatchInsightsRequest(parent="users/me", resume_token="not-a-token"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Final
 
+import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -146,7 +148,9 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
                 async with self._db.transaction(user_id=user_id, readonly=True) as conn:
                     woken.clear()
                     changes = await feed.changes_after(conn, user_id, last)
-                    matching = await self._matching(conn, changes, condition, parameters)
+                    matching = await feed.matching_insights(
+                        conn, [change["insight_id"] for change in changes], condition, parameters
+                    )
                 for change in changes:
                     last = change["change_seq"]
                     if change["insight_id"] not in matching:
@@ -173,8 +177,8 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
                         event_time=_now_stamp(),
                     )
 
-    async def _start_position(self, conn: object, user_id: object, resume_token: str) -> int:
-        latest = await feed.latest_change(conn, user_id)  # type: ignore[arg-type]
+    async def _start_position(self, conn: asyncpg.Connection, user_id: uuid.UUID, resume_token: str) -> int:
+        latest = await feed.latest_change(conn, user_id)
         if not resume_token:
             return latest
         try:
@@ -183,29 +187,13 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
             raise InvalidArgument.for_field("resume_token", "is not a token this service issued") from None
         if position < 0 or position > latest:
             raise InvalidArgument.for_field("resume_token", "is not a token this service issued")
-        oldest = await feed.oldest_change(conn, user_id)  # type: ignore[arg-type]
+        oldest = await feed.oldest_change(conn, user_id)
         if oldest is not None and position < oldest - 1:
             raise FailedPrecondition(
                 "the resume token is too old; list the insights, then watch again",
                 reason="RESUME_TOKEN_EXPIRED",
             )
         return position
-
-    @staticmethod
-    async def _matching(
-        conn: object, changes: list[object], condition: str, parameters: list[object]
-    ) -> set[object]:
-        if condition == "TRUE":
-            return {change["insight_id"] for change in changes}  # type: ignore[index]
-        ids = [change["insight_id"] for change in changes]  # type: ignore[index]
-        if not ids:
-            return set()
-        rows = await conn.fetch(  # type: ignore[attr-defined]
-            f"SELECT insight_id FROM insights WHERE insight_id = ANY(${len(parameters) + 1}) AND {condition}",  # noqa: S608
-            *parameters,
-            ids,
-        )
-        return {row["insight_id"] for row in rows}
 
     async def ListRules(
         self, request: insight_service_pb2.ListRulesRequest, context: Context

@@ -131,6 +131,20 @@ async def changes_after(
     )
 
 
+async def matching_insights(
+    conn: asyncpg.Connection, insight_ids: list[uuid.UUID], condition: str, parameters: list[Any]
+) -> set[uuid.UUID]:
+    """Which of the insights match a watch's filter (``condition`` numbers its parameters from 1)."""
+    if condition == "TRUE" or not insight_ids:
+        return set(insight_ids)
+    rows = await conn.fetch(
+        f"SELECT insight_id FROM insights WHERE insight_id = ANY(${len(parameters) + 1}) AND {condition}",  # noqa: S608
+        *parameters,
+        insight_ids,
+    )
+    return {row["insight_id"] for row in rows}
+
+
 async def list_alerts(
     conn: asyncpg.Connection, user_id: uuid.UUID, *, filter_text: str, offset: int, limit: int
 ) -> list[asyncpg.Record]:
