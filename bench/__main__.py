@@ -118,7 +118,15 @@ def run_commit(revision: str, argv: list[str], results: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="vitalis-bench-src-") as scratch:
         export = Path(scratch)
         commit = export_commit(CHECKOUT, revision, export)
-        forwarded = [arg for arg in argv if arg != "--from-commit" and arg != revision]
+        forwarded, skip = [], False
+        for arg in argv:
+            if skip or arg.startswith("--from-commit="):
+                skip = False
+                continue
+            if arg == "--from-commit":
+                skip = True
+                continue
+            forwarded.append(arg)
         command = [sys.executable, "-m", "bench", *forwarded, "--results-dir", str(results)]
         command += ["--source-label", f"commit {commit}"]
         env = {**os.environ, "PYTHONPATH": python_path(export, CHECKOUT)}

@@ -15,7 +15,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -167,7 +167,6 @@ class CallableArm:
     unit: str
     run: Callable[[Settings], Awaitable[Measurement]]
     probe_call: Probe = always_measurable
-    extra: dict[str, Any] = field(default_factory=dict)
 
     async def probe(self) -> str | None:
         """Delegate to the arm's probe."""

@@ -8,8 +8,10 @@ from lxml import etree
 
 from bench.apple_health import write_export
 from bench.b2_import import COPY_FLOOR, PARSE_FLOOR, slower_floor
-from bench.driver import file_bytes, http1_request, sample_times
 from bench.extraction import name_key, parse_number
+from bench.http1 import http1_request
+from bench.loads_ingestion import sample_times
+from bench.loads_services import file_bytes
 from bench.report import Measurement, Unmeasurable, summarize
 
 
