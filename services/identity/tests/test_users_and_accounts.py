@@ -339,3 +339,41 @@ async def test_account_get_update_delete_undelete_and_tier(identity) -> None:
             metadata=identity.as_service(service="billing"),
         )
     assert unknown.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_retried_sign_up_with_its_request_id_returns_the_first_user(identity) -> None:
+    stub = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    request_id = str(uuid.uuid4())
+    request = auth_service_pb2.SignUpRequest(email=email, password=PASSWORD, request_id=request_id)
+    first = await stub.SignUp(request)
+    second = await stub.SignUp(request)
+    assert second.user.name == first.user.name
+    assert second.tokens.session != first.tokens.session
+    for other in (
+        auth_service_pb2.SignUpRequest(email=email, password=PASSWORD, request_id=str(uuid.uuid4())),
+        auth_service_pb2.SignUpRequest(
+            email=email, password="another long passphrase", request_id=request_id
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as taken:
+            await stub.SignUp(other)
+        assert taken.value.code() is grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
+        await stub.SignUp(auth_service_pb2.SignUpRequest(email=email, password=PASSWORD, request_id="nope"))
+    assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_too_many_failed_sign_ins_are_throttled_for_known_and_unknown_addresses_alike(identity) -> None:
+    ada = await identity.sign_up()
+    stub = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
+    unknown = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
+    for email in (ada.email, unknown):
+        for _ in range(10):
+            with pytest.raises(grpc.aio.AioRpcError) as wrong:
+                await stub.SignIn(auth_service_pb2.SignInRequest(email=email, password="not the password"))
+            assert wrong.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as throttled:
+            await stub.SignIn(auth_service_pb2.SignInRequest(email=email, password=PASSWORD))
+        assert throttled.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert reason_of(throttled.value) == "TOO_MANY_SIGN_IN_ATTEMPTS"

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 
@@ -16,7 +17,14 @@ from vitalis_identity.domain.users import User, normalize_email, validate_name, 
 from vitalis_identity.keyring import KeyRing
 from vitalis_identity.store import SessionStore, UserStore
 from vitalis_runtime.db import Database
-from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from vitalis_runtime.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+)
 
 WRONG_CREDENTIALS = "the e-mail address or the password is wrong"
 
@@ -38,6 +46,29 @@ class NewUser:
     given_name: str
     family_name: str
     time_zone: str
+    request_id: str = ""
+
+
+def validate_request_id(value: str) -> str | None:
+    """A request id is a UUID (kept in its canonical form), or absent."""
+    if not value:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument.for_field("request_id", f"{value!r} is not a UUID") from None
+
+
+class SignInThrottle(Protocol):
+    """Counts failed sign-ins per e-mail address."""
+
+    async def blocked(self, email: str) -> bool:
+        """Whether too many attempts failed recently."""
+        ...
+
+    async def failed(self, email: str) -> None:
+        """Record one failed attempt."""
+        ...
 
 
 class Authentication:
@@ -53,8 +84,10 @@ class Authentication:
         users: UserStore | None = None,
         sessions: SessionStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        throttle: SignInThrottle | None = None,
     ) -> None:
         self._db = db
+        self._throttle = throttle
         self._keyring = keyring
         self._passwords = passwords or Passwords()
         self._policy = policy or SessionPolicy()
@@ -71,19 +104,48 @@ class Authentication:
         given_name = validate_name(new_user.given_name, "given_name")
         family_name = validate_name(new_user.family_name, "family_name")
         time_zone = validate_time_zone(new_user.time_zone)
+        request_id = validate_request_id(new_user.request_id)
         password_hash = await self._passwords.hash(new_user.password)
         user_id = uuid.uuid4()
-        async with self._db.transaction(user_id=user_id) as conn:
-            user = await self._users.create_user(
-                conn,
-                user_id=user_id,
-                account_id=uuid.uuid4(),
-                email=email,
-                given_name=given_name,
-                family_name=family_name,
-                time_zone=time_zone,
-                password_hash=password_hash,
-            )
+        try:
+            async with self._db.transaction(user_id=user_id) as conn:
+                user = await self._users.create_user(
+                    conn,
+                    user_id=user_id,
+                    account_id=uuid.uuid4(),
+                    email=email,
+                    given_name=given_name,
+                    family_name=family_name,
+                    time_zone=time_zone,
+                    password_hash=password_hash,
+                    signup_request_id=request_id,
+                )
+                tokens = await self._start_session(conn, user, user_agent=user_agent, client_ip=client_ip)
+        except AlreadyExists:
+            if request_id is None:
+                raise
+            return await self._repeated_sign_up(email, new_user.password, request_id, user_agent, client_ip)
+        return user, tokens
+
+    async def _repeated_sign_up(
+        self, email: str, password: str, request_id: str, user_agent: str, client_ip: str
+    ) -> tuple[User, IssuedTokens]:
+        # A retry of a sign-up that succeeded: the first user, with fresh tokens. Anything else
+        # keeps the answer of a taken address.
+        taken = AlreadyExists(
+            "an account with this e-mail address already exists; sign in instead",
+            reason="EMAIL_ALREADY_REGISTERED",
+        )
+        async with self._db.transaction(user_id=None) as conn:
+            found = await self._users.find_credentials_by_email(conn, email)
+            if found is None:
+                raise taken
+            user_id, password_hash = found
+            user = await self._users.get_user(conn, user_id)
+            if user is None or user.signup_request_id != request_id:
+                raise taken
+            if not await self._passwords.verify(password_hash, password):
+                raise taken
             tokens = await self._start_session(conn, user, user_agent=user_agent, client_ip=client_ip)
         return user, tokens
 
@@ -95,10 +157,17 @@ class Authentication:
             normalized = normalize_email(email)
         except InvalidArgument:
             raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS") from None
+        if self._throttle is not None and await self._throttle.blocked(normalized):
+            raise ResourceExhausted(
+                "too many failed sign-ins for this e-mail address; wait a few minutes",
+                reason="TOO_MANY_SIGN_IN_ATTEMPTS",
+            )
         async with self._db.transaction(user_id=None) as conn:
             found = await self._users.find_credentials_by_email(conn, normalized)
             user_id, password_hash = found if found else (None, None)
             if not await self._passwords.verify(password_hash, password) or user_id is None:
+                if self._throttle is not None:
+                    await self._throttle.failed(normalized)
                 raise Unauthenticated(WRONG_CREDENTIALS, reason="INVALID_CREDENTIALS")
             user = await self._users.get_user(conn, user_id)
             if user is None:

@@ -49,6 +49,7 @@ from vitalis_identity.profiles import Profiles
 from vitalis_identity.sessions import Sessions
 from vitalis_identity.settings import IdentitySettings
 from vitalis_identity.sharing import Sharing
+from vitalis_identity.throttle import RedisSignInThrottle
 from vitalis_identity.user_data_clients import GrpcUserDataClient, LocalUserDataClient
 from vitalis_runtime.auth import JwksCache, TokenVerifier
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
@@ -133,6 +134,7 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
             refresh_token_ttl=timedelta(days=settings.refresh_token_ttl_days),
             session_ttl=timedelta(days=settings.session_ttl_days),
         ),
+        throttle=RedisSignInThrottle(deps.redis),
     )
     sharing = Sharing(db, audit)
     local_data = IdentityUserData(db)

@@ -17,6 +17,7 @@ from vitalis_runtime.errors import AlreadyExists
 
 _USER_COLUMNS = """user_id, account_id, email, given_name, family_name, birth_date, sex, time_zone,
     unit_system, version, create_time, update_time, delete_time, expire_time, email_verified,
+    signup_request_id,
     EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = users.user_id) AS has_password"""
 # A user who may still sign in and use the API: live, or soft-deleted within the grace period.
 LIVE_OR_RESTORABLE = "(delete_time IS NULL OR expire_time > now())"
@@ -40,6 +41,7 @@ def _user(row: asyncpg.Record, identities: tuple[ExternalIdentity, ...] = ()) ->
         expire_time=row["expire_time"],
         email_verified=row["email_verified"],
         has_password=row["has_password"],
+        signup_request_id=row["signup_request_id"],
         external_identities=identities,
     )
 
@@ -59,6 +61,7 @@ class UserStore:
         time_zone: str,
         password_hash: str | None,
         email_verified: bool = False,
+        signup_request_id: str | None = None,
     ) -> User:
         """Insert an account owned by the new user, the user, default preferences and a credential."""
         display_name = " ".join(p for p in (given_name, family_name) if p) or email
@@ -73,8 +76,8 @@ class UserStore:
         try:
             await conn.execute(
                 """INSERT INTO users (user_id, account_id, email, given_name, family_name, time_zone,
-                                      email_verified)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                                      email_verified, signup_request_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
                 user_id,
                 account_id,
                 email,
@@ -82,6 +85,7 @@ class UserStore:
                 family_name,
                 time_zone,
                 email_verified,
+                signup_request_id,
             )
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(

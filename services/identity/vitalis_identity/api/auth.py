@@ -73,6 +73,7 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
                 given_name=request.given_name,
                 family_name=request.family_name,
                 time_zone=request.time_zone,
+                request_id=request.request_id,
             ),
             user_agent=user_agent(context),
             client_ip=client_ip(context),

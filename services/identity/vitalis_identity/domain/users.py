@@ -66,6 +66,7 @@ class User:
     email_verified: bool = False
     has_password: bool = True
     external_identities: tuple[ExternalIdentity, ...] = ()
+    signup_request_id: str | None = None
 
     @property
     def deleted(self) -> bool:
