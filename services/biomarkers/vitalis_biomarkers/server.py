@@ -183,6 +183,7 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
     )
 
     async def close() -> None:
+        await app.panels.close()
         await identity.close()
         await relay_redis.aclose()
 

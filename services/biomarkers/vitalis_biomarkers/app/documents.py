@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+
 from vitalis_biomarkers.app.panels import PanelBook, draft_of
 from vitalis_biomarkers.domain.panels import (
     Fasting,
@@ -19,7 +21,6 @@ from vitalis_biomarkers.domain.panels import (
     evaluate_markers,
     validate_fields,
 )
-from vitalis_biomarkers.store.panels import lock_user
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import InvalidArgument
 
@@ -95,8 +96,8 @@ class DocumentMerge:
             for extracted, draft in results.upserts
         }
         store = self._book.store
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> MergeOutcome:
             current = await store.find_by_source(conn, user_id, source_key(results.document))
             kept = (
                 []
@@ -176,6 +177,8 @@ class DocumentMerge:
             )
             await self._book.store_update_in(conn, updated, changed, person=person, now=now)
             return MergeOutcome(updated, _links(updated, upserts), False)
+
+        return await self._book.write(user_id, work)
 
 
 def _document_provenance(draft: MarkerDraft, document: str, extracted: str) -> Provenance:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -31,8 +31,10 @@ from vitalis_biomarkers.store.requests import RequestStore
 from vitalis_biomarkers.store.scores import ScoreStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, NotFound
+from vitalis_runtime.mailbox import KeyedMailbox
 
 CREATE_METHOD = "CreatePanel"
+T = TypeVar("T")
 PANEL_FIELDS = ("display_name", "collection_time", "utc_offset", "report_time", "fasting", "lab_name", "note")
 
 
@@ -62,6 +64,7 @@ class PanelBook:
         self._requests = requests or RequestStore()
         self._scores = scores or ScoreStore()
         self._engine = ScoreEngine(dictionary, self._panels, self._scores)
+        self._mailbox: KeyedMailbox[uuid.UUID] = KeyedMailbox()
 
     @property
     def dictionary(self) -> Dictionary:
@@ -77,6 +80,24 @@ class PanelBook:
     def engine(self) -> ScoreEngine:
         """The score engine."""
         return self._engine
+
+    async def write(self, user_id: uuid.UUID, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction of ``user_id``'s, after the user's earlier writes.
+
+        In this process the user's writes queue in a mailbox; across replicas the user's advisory
+        lock orders them.
+        """
+
+        async def run() -> T:
+            async with self._db.transaction(user_id=user_id) as conn:
+                await lock_user(conn, user_id)
+                return await work(conn)
+
+        return await self._mailbox.submit(user_id, run)
+
+    async def close(self) -> None:
+        """Finish queued writes and stop taking new ones."""
+        await self._mailbox.close()
 
     async def person(self, user_id: uuid.UUID) -> PersonProfile:
         """The person's profile, for flags and scores."""
@@ -99,8 +120,8 @@ class PanelBook:
         markers = evaluate_markers(
             self._dictionary, drafts, person=person, collection_time=fields.collection_time
         )
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> tuple[Panel, bool]:
             existing = await self._existing(conn, user_id, request_id, source_key)
             if existing is not None:
                 return existing, False
@@ -119,7 +140,9 @@ class PanelBook:
                 await self._requests.remember(
                     conn, user_id, CREATE_METHOD, request_id, resource=str(panel.id)
                 )
-        return panel, True
+            return panel, True
+
+        return await self.write(user_id, work)
 
     async def insert_in(
         self,
@@ -199,8 +222,8 @@ class PanelBook:
         """Apply the masked fields (and, with ``markers`` in the mask, the new set of markers)."""
         now = datetime.now(UTC)
         person = await self._people.profile(user_id)
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> Panel:
             current = await self._panels.get_panel(conn, user_id, panel_id, for_update=True)
             if current is None:
                 raise panel_not_found()
@@ -232,7 +255,9 @@ class PanelBook:
                 current, fields=fields, markers=tuple(markers), update_time=now, version=current.version + 1
             )
             await self.store_update_in(conn, updated, list(paths), person=person, now=now)
-        return updated
+            return updated
+
+        return await self.write(user_id, work)
 
     async def store_update_in(
         self,
@@ -259,8 +284,8 @@ class PanelBook:
     async def delete(self, user_id: uuid.UUID, panel_id: uuid.UUID, *, etag: str) -> None:
         """Delete a panel; its scores are kept and marked outdated."""
         person = await self._people.profile(user_id)
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> None:
             current = await self._panels.get_panel(conn, user_id, panel_id, for_update=True)
             if current is None:
                 raise panel_not_found()
@@ -269,6 +294,8 @@ class PanelBook:
                     "the panel changed since it was read; read it again and retry", reason="STALE_ETAG"
                 )
             await self.delete_in(conn, current, person=person)
+
+        await self.write(user_id, work)
 
     async def delete_in(self, conn: asyncpg.Connection, panel: Panel, *, person: PersonProfile) -> None:
         """Delete a panel, outdate its scores and announce it, in the caller's transaction."""

@@ -6,12 +6,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from vitalis_biomarkers.app.panels import PanelBook, panel_not_found
 from vitalis_biomarkers.app.scores import FormulaChoice
 from vitalis_biomarkers.domain.formulas import ScoreUndefinedError
 from vitalis_biomarkers.domain.scores import Score, ScoreTrigger
 from vitalis_biomarkers.domain.scoring import MissingInputsError
-from vitalis_biomarkers.store.panels import TimeInterval, lock_user
+from vitalis_biomarkers.store.panels import TimeInterval
 from vitalis_biomarkers.store.requests import RequestStore
 from vitalis_biomarkers.store.scores import ScoreStore
 from vitalis_runtime.db import Database
@@ -99,8 +101,8 @@ class ScoreBook:
         """Compute and store a score from a panel (or the latest markers); nothing is stored on error."""
         person = await self._book.person(user_id)
         biomarkers = sorted({b for parameter in choice.version.parameters for b in parameter.biomarkers})
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> Score:
             if request_id:
                 earlier = await self._requests.find(conn, user_id, COMPUTE_METHOD, request_id)
                 if earlier is not None:
@@ -135,7 +137,9 @@ class ScoreBook:
                 await self._requests.remember(
                     conn, user_id, COMPUTE_METHOD, request_id, resource=str(score.id)
                 )
-        return score
+            return score
+
+        return await self._book.write(user_id, work)
 
     async def recompute(
         self, user_id: uuid.UUID, choice: FormulaChoice, *, trigger: ScoreTrigger
@@ -145,8 +149,8 @@ class ScoreBook:
         biomarkers = sorted({b for parameter in choice.version.parameters for b in parameter.biomarkers})
         scores: list[Score] = []
         skipped: list[SkippedSample] = []
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> None:
             scored = await self._scores.panels_scored_with(conn, user_id, choice.formula.id)
             for panel_id, collection_time in await self._book.store.panels_with_biomarkers(
                 conn, user_id, biomarkers
@@ -170,6 +174,8 @@ class ScoreBook:
                         )
                 except ScoreUndefinedError as error:
                     skipped.append(SkippedSample(panel_id, "SCORE_UNDEFINED", str(error)))
+
+        await self._book.write(user_id, work)
         scores.sort(key=lambda score: score.sample_time, reverse=True)
         return Recomputation(scores, skipped)
 
