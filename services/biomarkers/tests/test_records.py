@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
@@ -18,6 +19,7 @@ from vitalis.biomarkers.v1 import (
     epigenetic_test_pb2,
     epigenetic_test_service_pb2,
     epigenetic_test_service_pb2_grpc,
+    events_pb2,
     panel_pb2,
 )
 
@@ -132,6 +134,22 @@ async def test_body_composition_scan_lifecycle(platform: Any) -> None:
             metadata=person.auth,
         )
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    admin = await asyncpg.connect(platform.database_url)
+    try:
+        rows = await admin.fetch(
+            "SELECT payload FROM biomarkers.outbox WHERE event_user_id = $1 AND event_type = $2"
+            " ORDER BY position",
+            person.user_id,
+            "vitalis.biomarkers.v1.BodyCompositionScanRecorded",
+        )
+    finally:
+        await admin.close()
+    recorded = [events_pb2.BodyCompositionScanRecorded.FromString(row["payload"]) for row in rows]
+    assert [(event.body_composition_scan, event.created) for event in recorded] == [
+        (created.name, True),
+        (older.name, True),
+        (created.name, False),
+    ]
 
 
 @pytest.mark.parametrize(
