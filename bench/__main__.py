@@ -14,8 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import b1_ingest, b2_import, b3_reads, b4_overhead, b5_upload, b6_extraction, b7_events
-from bench.report import ArmOutcome, Row, Target, evaluate, render_arms, render_table, report_document
-from bench.runner import Log, Settings
+from bench.report import (
+    ArmOutcome,
+    Row,
+    Target,
+    Unmeasurable,
+    evaluate,
+    render_arms,
+    render_table,
+    report_document,
+)
+from bench.runner import Log, Settings, describe_failure
 from bench.snapshot import describe_source, export_commit, python_path
 from bench.stack import Stack, database_servers, running_stack
 from bench.versions import collect_versions
@@ -71,6 +80,7 @@ async def run(settings: Settings, selected: set[str], *, results: Path, source: 
     started = datetime.now(UTC)
     outcomes: dict[str, ArmOutcome] = {}
     targets: list[Target] = []
+    notes: list[str] = []
     with database_servers() as servers, tempfile.TemporaryDirectory(prefix="vitalis-bench-") as scratch:
         versions = {"vitalis": source, **await collect_versions(servers.database_url)}
         log("starting the platform (five services, two Envoys) in a temporary database …")
@@ -79,12 +89,46 @@ async def run(settings: Settings, selected: set[str], *, results: Path, source: 
                 if selected and benchmark not in selected:
                     continue
                 log(f"{benchmark}:")
-                outcomes.update(await measure(stack, settings, log))
                 targets.extend(benchmark_targets)
-    write_report(
-        [evaluate(target, outcomes) for target in targets], outcomes, versions, settings, started, results
-    )
+                try:
+                    measured = await measure(stack, settings, log)
+                except Exception as error:  # one benchmark's failure must not lose the others' results
+                    reason = failure_reason(benchmark, error, stack)
+                    log(f"  {reason}")
+                    measured = unmeasured_arms(benchmark_targets, reason)
+                outcomes.update(measured)
+            notes = exited_processes(stack)
+    rows = [evaluate(target, outcomes) for target in targets]
+    write_report(rows, outcomes, versions, settings, started, results, notes=notes)
     return 0
+
+
+def exited_processes(stack: Stack) -> list[str]:
+    """A line for each platform process that exited during the run (its last lines go to the log)."""
+    notes = []
+    for child in [*stack.platform.children(), stack.exempt_envoy]:
+        if child.returncode is None:
+            continue
+        signal = f" (signal {-child.returncode})" if child.returncode < 0 else ""
+        notes.append(f"{child.name} exited with status {child.returncode}{signal} during the run")
+        log(f"{child.name} exited with status {child.returncode}; its last lines:")
+        for line in child.tail()[-10:]:
+            log(f"    {line[:300]}")
+    return notes
+
+
+def failure_reason(benchmark: str, error: Exception, stack: Stack) -> str:
+    """Why a benchmark stopped: a platform process that died, else the error."""
+    dead = [child.name for child in stack.platform.children() if child.returncode is not None]
+    if dead:
+        return f"{benchmark} stopped: {', '.join(dead)} exited during the run"
+    return f"{benchmark} failed: {describe_failure(error)}"
+
+
+def unmeasured_arms(targets: tuple[Target, ...], reason: str) -> dict[str, ArmOutcome]:
+    """Every arm the benchmark's targets name, not measurable for ``reason``."""
+    names = {target.arm for target in targets} | {t.reference for t in targets if t.reference is not None}
+    return {name: Unmeasurable(name, reason) for name in sorted(names)}
 
 
 def write_report(
@@ -94,8 +138,10 @@ def write_report(
     settings: Settings,
     started: datetime,
     results: Path,
+    *,
+    notes: list[str],
 ) -> None:
-    """Print the versions, the arms and the table; write the JSON to ``results``."""
+    """Print the versions, the arms, the table and what went wrong; write the JSON to ``results``."""
     print("versions: " + ", ".join(f"{name} {version}" for name, version in versions.items()))
     print(
         f"settings: {settings.repetitions} interleaved repetitions of {settings.duration:g} s per arm, "
@@ -105,9 +151,12 @@ def write_report(
     print(render_arms(outcomes))
     print()
     print(render_table(rows))
+    for note in notes:
+        print(f"note: {note}")
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     document = report_document(rows=rows, outcomes=outcomes, versions=versions, started=started.isoformat())
+    document["notes"] = notes
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (results / "latest.json").write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     print(f"\nwritten to {path}")

@@ -31,7 +31,7 @@ class Settings:
     """How long and how often to measure."""
 
     repetitions: int = 3
-    duration: float = 3.0
+    duration: float = 2.0
     concurrency: int = 16
     import_records: int = 1_000_000
 
@@ -196,9 +196,10 @@ async def measure_arms(
             continue
         try:
             measurement = await live[name].measure(settings)
-        except NotMeasurableError as error:
-            outcomes[name] = Unmeasurable(name, str(error))
-            log(f"  {name}: not measurable: {error}")
+        except Exception as error:  # an arm that fails is reported as such; the others still run
+            reason = describe_failure(error)
+            outcomes[name] = Unmeasurable(name, reason)
+            log(f"  {name}: not measurable: {reason}")
             continue
         measurements[name].append(measurement)
         busiest = sorted(measurement.cpu_seconds.items(), key=lambda item: -item[1])[:3]
@@ -225,6 +226,17 @@ def rpc_probe(
         return None
 
     return probe
+
+
+def describe_failure(error: Exception) -> str:
+    """One line saying why an arm failed."""
+    if isinstance(error, NotMeasurableError):
+        return str(error)
+    if isinstance(error, grpc.aio.AioRpcError):
+        text = f"{error.code().name}: {error.details()}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split())[:300]
 
 
 def describe_rpc_error(error: grpc.aio.AioRpcError, *, service: str, method: str) -> str:
