@@ -64,7 +64,8 @@ async def import_file(
 async def stored_samples(service: Any, user_id: uuid.UUID) -> list[tuple[Any, ...]]:
     async with service.app.db.transaction(user_id=user_id) as conn:
         rows = await conn.fetch(
-            """SELECT metric, hrv_method, hrv_window_s, start_time, end_time, value, utc_offset_s, correlation_key,
+            """SELECT metric, hrv_method, hrv_window_s, start_time, end_time, value, utc_offset_s,
+                      correlation_key,
                       metadata FROM samples ORDER BY metric, start_time, end_time"""
         )
     return [tuple(row.values()) for row in rows]
@@ -73,6 +74,7 @@ async def stored_samples(service: Any, user_id: uuid.UUID) -> list[tuple[Any, ..
 async def stored_records(service: Any, user_id: uuid.UUID) -> list[tuple[Any, ...]]:
     async with service.app.db.transaction(user_id=user_id) as conn:
         rows = await conn.fetch(
-            "SELECT collection, kind, start_time, end_time, utc_offset_s, body FROM records ORDER BY collection, start_time"
+            "SELECT collection, kind, start_time, end_time, utc_offset_s, body FROM records "
+            "ORDER BY collection, start_time"
         )
     return [tuple(row.values()) for row in rows]

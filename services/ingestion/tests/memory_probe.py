@@ -20,7 +20,7 @@ from vitalis_ingestion.server import IngestionApp
 from vitalis_runtime.db import Database
 
 
-async def main(database_url: str, role: str, export: Path) -> None:
+async def main(database_url: str, role: str, export: Path, size: int) -> None:
     db = await Database.connect(database_url, role=role, schema="ingestion", max_size=4)
     user_id = uuid.uuid4()
     with tempfile.TemporaryDirectory() as spool:
@@ -35,7 +35,7 @@ async def main(database_url: str, role: str, export: Path) -> None:
                 source_id=None,
                 document="",
                 file_name=export.name,
-                size_bytes=export.stat().st_size,
+                size_bytes=size,
                 content_sha256=hashlib.sha256(str(export).encode()).hexdigest(),
                 request_id=None,
             )
@@ -66,4 +66,5 @@ async def main(database_url: str, role: str, export: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])))
+    path = Path(sys.argv[3])
+    asyncio.run(main(sys.argv[1], sys.argv[2], path, path.stat().st_size))

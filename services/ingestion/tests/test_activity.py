@@ -1,4 +1,4 @@
-"""Sleep, workouts, strength, nutrition and manual entries: the standard methods, etags and computed fields."""
+"""Sleep, workouts, strength, nutrition and manual entries: standard methods, etags, computed fields."""
 
 from __future__ import annotations
 
@@ -110,7 +110,9 @@ async def test_sleep_session_lifecycle_with_sleep_day_and_durations(service: Any
         ),
         metadata=service.me,
     )
-    assert updated.nap and updated.etag != created.etag and len(updated.stages) == 4
+    assert updated.nap
+    assert updated.etag != created.etag
+    assert len(updated.stages) == 4
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.UpdateSleepSession(
             sleep_service_pb2.UpdateSleepSessionRequest(
@@ -187,7 +189,8 @@ async def test_workouts_with_route_views_filters_and_pages(service: Any, make_so
         workout_service_pb2.GetWorkoutRequest(name=names[0], view=workout_pb2.WORKOUT_VIEW_BASIC),
         metadata=service.me,
     )
-    assert not basic.route and basic.route_point_count == 1
+    assert not basic.route
+    assert basic.route_point_count == 1
     full = await stub.GetWorkout(workout_service_pb2.GetWorkoutRequest(name=names[0]), metadata=service.me)
     assert full.route[0].position.latitude == pytest.approx(48.85)
     runs = await stub.ListWorkouts(
@@ -208,7 +211,8 @@ async def test_workouts_with_route_views_filters_and_pages(service: Any, make_so
         ),
         metadata=service.me,
     )
-    assert [w.name for w in [*first.workouts, *second.workouts]] == names and not second.next_page_token
+    assert [w.name for w in [*first.workouts, *second.workouts]] == names
+    assert not second.next_page_token
     updated = await stub.UpdateWorkout(
         workout_service_pb2.UpdateWorkoutRequest(
             workout=workout_pb2.Workout(name=names[2], display_name="Commute"),
@@ -216,7 +220,8 @@ async def test_workouts_with_route_views_filters_and_pages(service: Any, make_so
         ),
         metadata=service.me,
     )
-    assert updated.display_name == "Commute" and updated.distance_meters == 5002
+    assert updated.display_name == "Commute"
+    assert updated.distance_meters == 5002
     await stub.DeleteWorkout(workout_service_pb2.DeleteWorkoutRequest(name=names[2]), metadata=service.me)
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.DeleteWorkout(workout_service_pb2.DeleteWorkoutRequest(name=names[2]), metadata=service.me)
@@ -336,10 +341,8 @@ async def test_nutrition_logs_compute_consumed_nutrients(service: Any, make_sour
         ),
         metadata=service.me,
     )
-    assert (
-        updated.meal_type == nutrition_log_pb2.MEAL_TYPE_SNACK
-        and updated.total.energy_kcal == pytest.approx(584)
-    )
+    assert updated.meal_type == nutrition_log_pb2.MEAL_TYPE_SNACK
+    assert updated.total.energy_kcal == pytest.approx(584)
     await stub.DeleteNutritionLog(
         nutrition_service_pb2.DeleteNutritionLogRequest(name=created.name), metadata=service.me
     )
@@ -358,7 +361,8 @@ async def test_manual_entries_and_menstrual_cycles(service: Any) -> None:
     mood = await create(
         manual_entry_pb2.ManualEntry(entry_time=ts(base), mood=manual_entry_pb2.MoodCheckIn(mood=4))
     )
-    assert mood.kind == manual_entry_pb2.MANUAL_ENTRY_KIND_MOOD and mood.source.endswith("/sources/manual")
+    assert mood.kind == manual_entry_pb2.MANUAL_ENTRY_KIND_MOOD
+    assert mood.source.endswith("/sources/manual")
     waist = await create(
         manual_entry_pb2.ManualEntry(
             entry_time=ts(base + timedelta(minutes=1)),
@@ -399,7 +403,8 @@ async def test_manual_entries_and_menstrual_cycles(service: Any) -> None:
         manual_entry_service_pb2.GetMenstrualCycleRequest(name=f"{service.user}/menstrualCycles/2024-03-01"),
         metadata=service.me,
     )
-    assert first.end_date.day == 28 and first.cycle_length_days == 28
+    assert first.end_date.day == 28
+    assert first.cycle_length_days == 28
     moods = await stub.ListManualEntries(
         manual_entry_service_pb2.ListManualEntriesRequest(
             parent="users/me", kinds=[manual_entry_pb2.MANUAL_ENTRY_KIND_MOOD]

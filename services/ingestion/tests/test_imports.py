@@ -52,7 +52,8 @@ async def test_apple_health_xml_and_zip_give_identical_rows_and_account_for_ever
     assert xml_samples == await stored_samples(service, zip_user)
     heart = [row for row in xml_samples if row[0] == 1]
     assert heart[0][3] == datetime(2018, 9, 10, 9, 28, 55, tzinfo=UTC)
-    assert heart[0][5] == 72 and heart[0][6] == -7 * 3600
+    assert heart[0][5] == 72
+    assert heart[0][6] == -7 * 3600
     bmi = [row for row in xml_samples if row[0] == 17]
     assert bmi[0][5] == pytest.approx(22.5312)
 
@@ -68,7 +69,8 @@ async def test_apple_health_xml_and_zip_give_identical_rows_and_account_for_ever
     [workout] = xml_records
     assert workout[5]["activityType"] == "ACTIVITY_TYPE_RUNNING"
     assert workout[5]["distanceMeters"] == pytest.approx(0.4971749504535062 * 1609.344)
-    assert len(workout[5]["route"]) == 2 and len(zip_records[0][5]["route"]) > 0
+    assert len(workout[5]["route"]) == 2
+    assert len(zip_records[0][5]["route"]) > 0
 
 
 async def test_the_same_file_twice_is_one_job_and_adds_nothing(service: Any) -> None:
@@ -141,7 +143,8 @@ async def test_monitoring_and_weight_scale_fit_files(service: Any) -> None:
 
 
 def _apple(body: str, doctype: str = "") -> bytes:
-    return f'<?xml version="1.0" encoding="UTF-8"?>{doctype}<HealthData locale="en_US">{body}</HealthData>'.encode()
+    prolog = '<?xml version="1.0" encoding="UTF-8"?>'
+    return f'{prolog}{doctype}<HealthData locale="en_US">{body}</HealthData>'.encode()
 
 
 async def test_entity_expanding_xml_is_refused(service: Any) -> None:
@@ -168,25 +171,64 @@ async def test_zip_bomb_is_refused(service: Any) -> None:
 
 
 async def test_blood_pressure_correlations_are_split_and_sleep_stages_mapped(service: Any) -> None:
-    body = """
-    <Correlation type="HKCorrelationTypeIdentifierBloodPressure" sourceName="Omron" startDate="2024-05-01 07:30:00 +0200" endDate="2024-05-01 07:30:00 +0200">
-      <Record type="HKQuantityTypeIdentifierBloodPressureSystolic" sourceName="Omron" unit="mmHg" startDate="2024-05-01 07:30:00 +0200" endDate="2024-05-01 07:30:00 +0200" value="121"/>
-      <Record type="HKQuantityTypeIdentifierBloodPressureDiastolic" sourceName="Omron" unit="mmHg" startDate="2024-05-01 07:30:00 +0200" endDate="2024-05-01 07:30:00 +0200" value="79"/>
-    </Correlation>
-    <Record type="HKCategoryTypeIdentifierSleepAnalysis" sourceName="Watch" startDate="2024-04-30 23:10:00 +0200" endDate="2024-05-01 01:00:00 +0200" value="HKCategoryValueSleepAnalysisAsleepCore"/>
-    <Record type="HKCategoryTypeIdentifierSleepAnalysis" sourceName="Watch" startDate="2024-05-01 01:00:00 +0200" endDate="2024-05-01 02:00:00 +0200" value="HKCategoryValueSleepAnalysisAsleepDeep"/>
-    <Record type="HKCategoryTypeIdentifierSleepAnalysis" sourceName="Watch" startDate="2024-05-01 02:00:00 +0200" endDate="2024-05-01 02:30:00 +0200" value="HKCategoryValueSleepAnalysisAsleepREM"/>
-    <Record type="HKCategoryTypeIdentifierSleepAnalysis" sourceName="Watch" startDate="2024-05-01 14:00:00 +0200" endDate="2024-05-01 14:30:00 +0200" value="HKCategoryValueSleepAnalysisAsleepCore"/>
-    <Record type="HKQuantityTypeIdentifierHeartRateVariabilitySDNN" sourceName="Watch" unit="ms" startDate="2024-05-01 06:00:00 +0200" endDate="2024-05-01 06:01:00 +0200" value="48"/>
-    <Record type="HKQuantityTypeIdentifierOxygenSaturation" sourceName="Watch" unit="%" startDate="2024-05-01 06:00:00 +0200" endDate="2024-05-01 06:00:00 +0200" value="0.97"/>
-    """
+    def record(kind: str, start: str, end: str, value: str, source: str = "Watch", unit: str = "") -> str:
+        unit_attribute = f' unit="{unit}"' if unit else ""
+        return (
+            f'<Record type="{kind}" sourceName="{source}"{unit_attribute} startDate="2024-{start} +0200" '
+            f'endDate="2024-{end} +0200" value="{value}"/>'
+        )
+
+    sleep = "HKCategoryTypeIdentifierSleepAnalysis"
+    stage = "HKCategoryValueSleepAnalysis"
+    body = "".join(
+        [
+            '<Correlation type="HKCorrelationTypeIdentifierBloodPressure" sourceName="Omron" '
+            'startDate="2024-05-01 07:30:00 +0200" endDate="2024-05-01 07:30:00 +0200">',
+            record(
+                "HKQuantityTypeIdentifierBloodPressureSystolic",
+                "05-01 07:30:00",
+                "05-01 07:30:00",
+                "121",
+                "Omron",
+                "mmHg",
+            ),
+            record(
+                "HKQuantityTypeIdentifierBloodPressureDiastolic",
+                "05-01 07:30:00",
+                "05-01 07:30:00",
+                "79",
+                "Omron",
+                "mmHg",
+            ),
+            "</Correlation>",
+            record(sleep, "04-30 23:10:00", "05-01 01:00:00", f"{stage}AsleepCore"),
+            record(sleep, "05-01 01:00:00", "05-01 02:00:00", f"{stage}AsleepDeep"),
+            record(sleep, "05-01 02:00:00", "05-01 02:30:00", f"{stage}AsleepREM"),
+            record(sleep, "05-01 14:00:00", "05-01 14:30:00", f"{stage}AsleepCore"),
+            record(
+                "HKQuantityTypeIdentifierHeartRateVariabilitySDNN",
+                "05-01 06:00:00",
+                "05-01 06:01:00",
+                "48",
+                unit="ms",
+            ),
+            record(
+                "HKQuantityTypeIdentifierOxygenSaturation",
+                "05-01 06:00:00",
+                "05-01 06:00:00",
+                "0.97",
+                unit="%",
+            ),
+        ]
+    )
     job = await import_file(service, _apple(body))
     assert job.state == SUCCEEDED, job.error
     assert (job.counts.received_count, job.counts.new_count) == (7, 7)
     samples = await stored_samples(service, service.user_id)
     pressure = [row for row in samples if row[0] in (19, 20)]
     assert [(row[0], row[5]) for row in pressure] == [(19, 121), (20, 79)]
-    assert pressure[0][7] == pressure[1][7] and pressure[0][7]
+    assert pressure[0][7] == pressure[1][7]
+    assert pressure[0][7]
     assert pressure[0][6] == 7200
     [hrv] = [row for row in samples if row[0] == 3]
     assert (hrv[1], hrv[2], hrv[5]) == (2, 60, 48)
@@ -228,7 +270,8 @@ async def test_csv_rows_are_imported_with_reasons_for_bad_lines(service: Any, ma
     }
     samples = await stored_samples(service, service.user_id)
     weight = [row for row in samples if row[0] == 14]
-    assert weight[0][5] == pytest.approx(154 * 0.45359237) and weight[0][6] == 7200
+    assert weight[0][5] == pytest.approx(154 * 0.45359237)
+    assert weight[0][6] == 7200
 
 
 async def test_watch_streams_progress_until_the_end_and_cancel_refuses_a_finished_job(service: Any) -> None:
@@ -264,7 +307,8 @@ async def test_streamed_upload_in_chunks_is_one_job(service: Any) -> None:
             )
 
     job = await stub.StreamImportFile(messages(), metadata=service.me)
-    assert job.size_bytes == len(data) and job.file_name == "run.fit"
+    assert job.size_bytes == len(data)
+    assert job.file_name == "run.fit"
     done = (await finished(service, job))[-1]
     assert done.state == SUCCEEDED
     again = await upload(service, data)

@@ -389,7 +389,8 @@ async def test_buckets_match_values_computed_independently(
         got = [(b.start_time.ToDatetime(tzinfo=UTC), b.count, b.min, b.avg, b.max, b.sum) for b in buckets]
         assert len(got) == len(expected)
         for g, e in zip(got, expected, strict=True):
-            assert g[0] == e[0] and g[1] == e[1]
+            assert g[0] == e[0]
+            assert g[1] == e[1]
             assert all(
                 math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) for a, b in zip(g[2:], e[2:], strict=True)
             )

@@ -174,7 +174,8 @@ async def test_sleep_counts_towards_the_day_it_ends(service: Any, make_source: A
         metadata=service.me,
     )
     assert summary.sleep.session_count == 1
-    assert summary.sleep.deep_duration.seconds == 7200 and summary.sleep.in_bed_duration.seconds == 8 * 3600
+    assert summary.sleep.deep_duration.seconds == 7200
+    assert summary.sleep.in_bed_duration.seconds == 8 * 3600
 
 
 async def test_sources_and_devices_standard_methods(service: Any) -> None:
@@ -227,7 +228,8 @@ async def test_sources_and_devices_standard_methods(service: Any) -> None:
         ),
         metadata=service.me,
     )
-    assert renamed.display_name == "My Garmin" and renamed.etag != source.etag
+    assert renamed.display_name == "My Garmin"
+    assert renamed.etag != source.etag
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.UpdateSource(
             source_service_pb2.UpdateSourceRequest(
@@ -248,7 +250,8 @@ async def test_sources_and_devices_standard_methods(service: Any) -> None:
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     await write(service, [sample(source.name, HR, 60, datetime(2024, 5, 1, tzinfo=UTC))])
     got = await stub.GetSource(source_service_pb2.GetSourceRequest(name=source.name), metadata=service.me)
-    assert list(got.metric_types) == [HR] and got.HasField("last_write_time")
+    assert list(got.metric_types) == [HR]
+    assert got.HasField("last_write_time")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.DeleteSource(source_service_pb2.DeleteSourceRequest(name=source.name), metadata=service.me)
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -292,7 +295,8 @@ async def test_metric_catalogue(service: Any) -> None:
         metric_service_pb2.GetMetricDescriptorRequest(name="metricDescriptors/heart-rate-variability"),
         metadata=service.me,
     )
-    assert hrv.requires_hrv_parameters and hrv.canonical_unit == "ms"
+    assert hrv.requires_hrv_parameters
+    assert hrv.canonical_unit == "ms"
     first = await stub.ListMetricDescriptors(
         metric_service_pb2.ListMetricDescriptorsRequest(page_size=20), metadata=service.me
     )
@@ -301,7 +305,8 @@ async def test_metric_catalogue(service: Any) -> None:
         metadata=service.me,
     )
     numbers = [d.metric_type for d in [*first.metric_descriptors, *rest.metric_descriptors]]
-    assert numbers == sorted(numbers) and len(numbers) == len(metric_pb2.MetricType.values()) - 1
+    assert numbers == sorted(numbers)
+    assert len(numbers) == len(metric_pb2.MetricType.values()) - 1
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetMetricDescriptor(
             metric_service_pb2.GetMetricDescriptorRequest(name="metricDescriptors/telepathy"),
@@ -375,7 +380,8 @@ async def test_user_data_is_exported_and_erased_for_service_callers(service: Any
         )
     ]
     paths = [e.entry_path for e in entries]
-    assert "ingestion/sources.json" in paths and "ingestion/samples-00001.jsonl" in paths
+    assert "ingestion/sources.json" in paths
+    assert "ingestion/samples-00001.jsonl" in paths
     lines = next(e for e in entries if e.entry_path.endswith(".jsonl")).data.decode().splitlines()
     assert [json.loads(line)["value"] for line in lines] == [60, 61, 62, 63, 64]
     erased = await stub.EraseUserData(

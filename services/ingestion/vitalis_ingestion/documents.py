@@ -21,13 +21,25 @@ class DocumentReader(Protocol):
         ...
 
 
+class _Refusal:
+    """An empty stream of bytes that refuses on its first read."""
+
+    def __aiter__(self) -> _Refusal:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise Unavailable(
+            "importing stored documents is not configured here; upload the file instead",
+            reason="DOCUMENT_UNAVAILABLE",
+        )
+
+
 class UnconfiguredDocumentReader:
     """Used when the documents service is not configured: every read is UNAVAILABLE."""
 
-    async def read(self, user_id: uuid.UUID, document: str) -> AsyncIterator[bytes]:  # noqa: ARG002
+    def read(self, user_id: uuid.UUID, document: str) -> AsyncIterator[bytes]:  # noqa: ARG002
         """Always refuses."""
-        raise Unavailable("importing stored documents is not configured here; upload the file instead")
-        yield b""  # pragma: no cover - makes this an async generator
+        return _Refusal()
 
 
 class RemoteDocumentReader:

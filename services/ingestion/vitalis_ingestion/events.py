@@ -84,7 +84,7 @@ async def daily_summary_updated(
             user=user,
             daily_summary=f"{user}/dailySummaries/{day.isoformat()}",
             date=date_pb2.Date(year=day.year, month=day.month, day=day.day),
-            changed_metric_types=list(metrics),
+            changed_metric_types=list(metrics),  # type: ignore[arg-type]
             sleep_changed=sleep_changed,
             occur_time=_ts(),
         ),

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -179,9 +179,10 @@ class ImportRunner:
         self, job: ImportJob, reader: CountingReader, stack: contextlib.ExitStack
     ) -> Iterator[ImportItem]:
         fixed = SourceHint(job.source_id, "", 0, "") if job.source_id else None
+        stream = cast(IO[bytes], reader)
         if job.format == archive.APPLE_ZIP:
             try:
-                zipped = stack.enter_context(zipfile.ZipFile(reader))  # type: ignore[arg-type]
+                zipped = stack.enter_context(zipfile.ZipFile(stream))
                 entry = archive.open_export(zipped)
             except zipfile.BadZipFile as error:
                 raise ImportFailure(
@@ -192,18 +193,19 @@ class ImportRunner:
             def open_route(path: str) -> IO[bytes]:
                 return zipped.open(base + path.lstrip("/"))
 
-            stream = archive.BoundedEntry(stack.enter_context(zipped.open(entry)), entry.file_size)
-            return _zip_errors(AppleHealthParser(fixed_source=fixed, route_opener=open_route).items(stream))  # type: ignore[arg-type]
+            entry_stream = archive.BoundedEntry(stack.enter_context(zipped.open(entry)), entry.file_size)
+            parser = AppleHealthParser(fixed_source=fixed, route_opener=open_route)
+            return _zip_errors(parser.items(cast(IO[bytes], entry_stream)))
         if job.format == archive.APPLE_XML:
-            return AppleHealthParser(fixed_source=fixed, route_opener=None).items(reader)  # type: ignore[arg-type]
+            return AppleHealthParser(fixed_source=fixed, route_opener=None).items(stream)
         if job.format == archive.GARMIN_FIT:
-            return FitParser(fixed_source=fixed).items(reader)  # type: ignore[arg-type]
+            return FitParser(fixed_source=fixed).items(stream)
         if job.format == archive.CSV:
-            return parse_csv(reader, source=fixed or SourceHint("csv-import", "CSV import", CSV_PLATFORM, ""))  # type: ignore[arg-type]
+            return parse_csv(reader, source=fixed or SourceHint("csv-import", "CSV import", CSV_PLATFORM, ""))
         if job.format == archive.JSON:
             return self._json_items(
-                reader, job.user_id, fixed or SourceHint("json-import", "JSON import", 14, "")
-            )  # type: ignore[arg-type]
+                stream, job.user_id, fixed or SourceHint("json-import", "JSON import", 14, "")
+            )
         raise ImportFailure("UNSUPPORTED_FORMAT", f"format {job.format} cannot be imported")
 
     async def _write(
@@ -220,7 +222,12 @@ class ImportRunner:
             async with self._db.transaction(user_id=job.user_id) as conn:
                 for hint in new_hints:
                     await self._sources.ensure_source(
-                        conn, job.user_id, hint.source_id, hint.display_name, hint.platform, hint.app_id
+                        conn,
+                        job.user_id,
+                        source_id=hint.source_id,
+                        display_name=hint.display_name,
+                        platform=hint.platform,
+                        app_id=hint.app_id,
                     )
             known_sources.update(hint.source_id for hint in new_hints)
         named = {d.source_id for item in items for d in item.samples} | {

@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
-import redis.asyncio as aioredis
 
 from vitalis.ingestion.v1 import (
     daily_summary_service_pb2,
@@ -17,10 +16,10 @@ from vitalis.ingestion.v1 import (
     manual_entry_service_pb2_grpc,
     metric_service_pb2,
     metric_service_pb2_grpc,
-    sample_service_pb2,
-    sample_service_pb2_grpc,
     nutrition_service_pb2,
     nutrition_service_pb2_grpc,
+    sample_service_pb2,
+    sample_service_pb2_grpc,
     sleep_service_pb2,
     sleep_service_pb2_grpc,
     source_service_pb2,
@@ -30,6 +29,7 @@ from vitalis.ingestion.v1 import (
     workout_service_pb2,
     workout_service_pb2_grpc,
 )
+from vitalis_client import create_channel
 from vitalis_ingestion import events
 from vitalis_ingestion.api.access import Access
 from vitalis_ingestion.api.activity import (
@@ -45,9 +45,10 @@ from vitalis_ingestion.api.samples import SampleServicer
 from vitalis_ingestion.api.sources import SourceServicer
 from vitalis_ingestion.api.summaries import DailySummaryServicer
 from vitalis_ingestion.api.user_data import UserDataServicer
-from vitalis_ingestion.documents import DocumentReader, UnconfiguredDocumentReader
+from vitalis_ingestion.documents import DocumentReader, RemoteDocumentReader, UnconfiguredDocumentReader
 from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
 from vitalis_ingestion.events import SCHEMA
+from vitalis_ingestion.identity_client import IdentityTimeZones
 from vitalis_ingestion.importers.json_file import json_items
 from vitalis_ingestion.importing import ImportRunner
 from vitalis_ingestion.settings import IngestionSettings
@@ -62,7 +63,8 @@ from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens
 from vitalis_runtime.relay import OutboxRelay
-from vitalis_runtime.sharing import ShareGrantChecker
+from vitalis_runtime.service_auth import ServiceCredentials
+from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
 
 
 def _service(module: object, name: str) -> str:
@@ -154,32 +156,38 @@ class IngestionApp:
         )
         sample_service_pb2_grpc.add_SampleServiceServicer_to_server(
             SampleServicer(
-                self.db, self.samples, self.writer, self.access, self.tokens, self.time_zones, self.sources
+                db=self.db,
+                store=self.samples,
+                writer=self.writer,
+                access=self.access,
+                tokens=self.tokens,
+                time_zones=self.time_zones,
+                sources=self.sources,
             ),
             server,
         )
         metric_service_pb2_grpc.add_MetricServiceServicer_to_server(MetricServicer(self.tokens), server)
         import_service_pb2_grpc.add_ImportServiceServicer_to_server(
             ImportServicer(
-                self.db,
-                self.jobs,
-                self.sources,
-                self.runner,
-                self.documents,
-                self.access,
-                self.tokens,
-                self.spool_dir,
+                db=self.db,
+                store=self.jobs,
+                sources=self.sources,
+                runner=self.runner,
+                documents=self.documents,
+                access=self.access,
+                tokens=self.tokens,
+                spool_dir=self.spool_dir,
             ),
             server,
         )
         operations = RecordOperations(
-            self.db,
-            self.records,
-            self.sources,
-            self.access,
-            self.tokens,
-            self.time_zones,
-            events.record_changed,
+            db=self.db,
+            store=self.records,
+            sources=self.sources,
+            access=self.access,
+            tokens=self.tokens,
+            time_zones=self.time_zones,
+            on_change=events.record_changed,
         )
         sleep_service_pb2_grpc.add_SleepServiceServicer_to_server(SleepServicer(operations), server)
         workout_service_pb2_grpc.add_WorkoutServiceServicer_to_server(
@@ -193,28 +201,70 @@ class IngestionApp:
         )
         daily_summary_service_pb2_grpc.add_DailySummaryServiceServicer_to_server(
             DailySummaryServicer(
-                self.db, SummaryStore(), self.records, self.sources, self.access, self.tokens, self.time_zones
+                db=self.db,
+                summaries=SummaryStore(),
+                records=self.records,
+                sources=self.sources,
+                access=self.access,
+                tokens=self.tokens,
+                time_zones=self.time_zones,
             ),
             server,
         )
         user_data_service_pb2_grpc.add_UserDataServiceServicer_to_server(
-            UserDataServicer(self.db, self.sources, self.samples, self.records, self.jobs, self.runner),
+            UserDataServicer(
+                db=self.db,
+                sources=self.sources,
+                samples=self.samples,
+                records=self.records,
+                jobs=self.jobs,
+                runner=self.runner,
+            ),
             server,
         )
 
 
 async def create_ingestion_server(settings: IngestionSettings, deps: Dependencies) -> ServiceParts:
-    """Build the ingestion server bound to ``settings.grpc_port`` (0 → a free port)."""
+    """Build the ingestion server bound to ``settings.grpc_port`` (0 → a free port).
+
+    With a service-token secret, share grants and profile time zones come from identity and stored
+    documents from the documents service; without one, reads are the owner's only, every user is
+    in UTC and only uploaded files can be imported.
+    """
+    channels: list[grpc.aio.Channel] = []
+    checker: ShareGrantChecker | None = None
+    time_zones: TimeZoneLookup | None = None
+    documents: DocumentReader | None = None
+    if settings.service_token_secret is not None:
+        credentials = ServiceCredentials(settings.service_token_secret, settings.service_name)
+        if settings.identity_target:
+            identity = create_channel(settings.identity_target)
+            channels.append(identity)
+            checker = RemoteShareGrantChecker(identity, credentials)
+            time_zones = IdentityTimeZones(identity, credentials)
+        if settings.documents_target:
+            documents_channel = create_channel(settings.documents_target)
+            channels.append(documents_channel)
+            documents = RemoteDocumentReader(documents_channel, credentials)
     app = IngestionApp.assemble(
         deps.db,
         page_token_secret=settings.page_token_secret.get_secret_value().encode(),
         spool_dir=Path(settings.import_spool_dir),
+        checker=checker,
+        time_zones=time_zones,
+        documents=documents,
     )
     parts = await create_service_server(settings, deps, register=app.register, service_names=SERVICE_NAMES)
+
+    async def close() -> None:
+        await app.close()
+        for channel in channels:
+            await channel.close()
+
     relay = OutboxRelay(
         deps.db,
-        aioredis.Redis.from_url(settings.redis_url),
+        deps.redis,
         schema=SCHEMA,
         streams=StreamNames("ingestion", shard_count=settings.event_shards),
     )
-    return replace(parts, background=[*parts.background, relay.run])
+    return replace(parts, background=[*parts.background, relay.run], on_stop=[*parts.on_stop, close])

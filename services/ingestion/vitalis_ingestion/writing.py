@@ -1,4 +1,4 @@
-"""Writing samples: validation, source checks, COPY-based storage, events — shared by the API and importers."""
+"""Writing samples: validation, source checks, COPY-based storage and events, for the API and importers."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class SleepServicer(sleep_service_pb2_grpc.SleepServiceServicer):
     ) -> sleep_service_pb2.ListSleepSessionsResponse:
         """Sessions by sleep day, newest first by default."""
         filters = {**_day_range(request), "source": request.source}
-        found, token = await self._ops.list(
+        found, token = await self._ops.find(
             SLEEP, request, default_desc=True, order_field="start_time", filters=filters
         )
         return sleep_service_pb2.ListSleepSessionsResponse(sleep_sessions=found, next_page_token=token)
@@ -139,7 +139,7 @@ class WorkoutServicer(workout_service_pb2_grpc.WorkoutServiceServicer):
         filters: dict[str, Any] = {**_interval(request), "source": request.source}
         if request.activity_type:
             filters["body_filter"] = {"activityType": workout_pb2.ActivityType.Name(request.activity_type)}
-        found, token = await self._ops.list(
+        found, token = await self._ops.find(
             WORKOUT, request, default_desc=True, order_field="start_time", filters=filters
         )
         if request.view != workout_pb2.WORKOUT_VIEW_FULL:
@@ -182,7 +182,7 @@ class WorkoutServicer(workout_service_pb2_grpc.WorkoutServiceServicer):
         filters: dict[str, Any] = _interval(request)
         if request.exercise:
             filters["body_filter"] = {"exercises": [{"exercise": request.exercise}]}
-        found, token = await self._ops.list(
+        found, token = await self._ops.find(
             STRENGTH, request, default_desc=True, order_field="start_time", filters=filters
         )
         return workout_service_pb2.ListStrengthSessionsResponse(
@@ -268,7 +268,7 @@ class NutritionServicer(nutrition_service_pb2_grpc.NutritionServiceServicer):
         filters: dict[str, Any] = _interval(request)
         if request.meal_type:
             filters["body_filter"] = {"mealType": nutrition_log_pb2.MealType.Name(request.meal_type)}
-        found, token = await self._ops.list(
+        found, token = await self._ops.find(
             NUTRITION, request, default_desc=True, order_field="consume_time", filters=filters
         )
         return nutrition_service_pb2.ListNutritionLogsResponse(nutrition_logs=found, next_page_token=token)
@@ -325,7 +325,7 @@ class ManualEntryServicer(manual_entry_service_pb2_grpc.ManualEntryServiceServic
     ) -> manual_entry_service_pb2.ListManualEntriesResponse:
         """Entries, newest first."""
         filters: dict[str, Any] = {**_interval(request), "kinds": list(request.kinds)}
-        found, token = await self._ops.list(
+        found, token = await self._ops.find(
             MANUAL, request, default_desc=True, order_field="entry_time", filters=filters
         )
         return manual_entry_service_pb2.ListManualEntriesResponse(manual_entries=found, next_page_token=token)
@@ -347,7 +347,7 @@ class ManualEntryServicer(manual_entry_service_pb2_grpc.ManualEntryServiceServic
 
     async def _cycles(self, user_id: Any) -> list[manual_entry_pb2.MenstrualCycle]:
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            entries = await self._store.list(
+            entries = await self._store.find(
                 conn,
                 user_id,
                 MANUAL.collection,

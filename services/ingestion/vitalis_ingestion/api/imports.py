@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped, unused-ignore]
 
 from vitalis.ingestion.v1 import import_job_pb2, import_service_pb2, import_service_pb2_grpc
 from vitalis_ingestion.api.access import Access, parse_name, parse_parent, short_source_id
@@ -105,6 +105,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
 
     def __init__(
         self,
+        *,
         db: Database,
         store: ImportJobStore,
         sources: SourceStore,
@@ -233,55 +234,17 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         return job_to_proto(job)
 
     async def StreamImportFile(
-        self, request_iterator: AsyncIterator[import_service_pb2.StreamImportFileRequest], context: Context
+        self,
+        request_iterator: AsyncIterator[import_service_pb2.StreamImportFileRequest],
+        context: Context,
     ) -> import_job_pb2.ImportJob:
         """Import a file streamed in chunks."""
-        spooled: _Spooled | None = None
-        parent = ""
-        user_id = uuid.UUID(int=0)
-        meta: import_service_pb2.ImportFileMetadata | None = None
-        index = 0
+        spooled = _Spooled(self._spool)
         try:
-            async for message in request_iterator:
-                if index == 0:
-                    parent = message.parent
-                    user_id = Access.owned(parse_parent(parent))
-                    if message.WhichOneof("content") != "metadata":
-                        raise InvalidArgument.for_field(
-                            "requests[0].metadata", "the first message must carry metadata"
-                        )
-                    meta = message.metadata
-                    spooled = _Spooled(self._spool)
-                else:
-                    if message.parent != parent:
-                        raise InvalidArgument.for_field(
-                            f"requests[{index}].parent", "must equal the first message's"
-                        )
-                    if message.WhichOneof("content") != "chunk":
-                        raise InvalidArgument.for_field(
-                            f"requests[{index}].chunk", "only the first message carries metadata"
-                        )
-                    if len(message.chunk) > MAX_CHUNK:
-                        raise InvalidArgument.for_field(
-                            f"requests[{index}].chunk", "a chunk may be at most 4 MiB"
-                        )
-                    assert spooled is not None
-                    await spooled.write(message.chunk)
-                    if spooled.size > MAX_STREAM:
-                        raise ResourceExhausted(
-                            "an import file may be at most 10 GiB", reason="FILE_TOO_LARGE"
-                        )
-                index += 1
-            if spooled is None or meta is None:
-                raise InvalidArgument.for_field("requests", "the stream was empty")
-            if meta.size_bytes and meta.size_bytes != spooled.size:
-                raise InvalidArgument.for_field(
-                    "metadata.size_bytes", f"announced {meta.size_bytes} bytes but {spooled.size} arrived"
-                )
+            user_id, meta = await _receive_stream(request_iterator, spooled)
             source_id = await self._source_id(user_id, meta.source, "metadata.source")
         except BaseException:
-            if spooled is not None:
-                spooled.discard()
+            spooled.discard()
             raise
         job = await self._start(
             user_id,
@@ -326,7 +289,7 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         cursor = self._tokens.decode(request.page_token, request=fingerprint)
         after = (datetime.fromisoformat(cursor["t"]), uuid.UUID(cursor["j"])) if cursor else None
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            found = await self._store.list(
+            found = await self._store.find(
                 conn, user_id, states=list(request.states), after=after, limit=size + 1
             )
         page = found[:size]
@@ -372,3 +335,43 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
                 job = current
                 last_sent = loop.time()
                 yield job_to_proto(job)
+
+
+async def _receive_stream(
+    messages: AsyncIterator[import_service_pb2.StreamImportFileRequest], spooled: _Spooled
+) -> tuple[uuid.UUID, import_service_pb2.ImportFileMetadata]:
+    """Spool a streamed upload; return its user and metadata after checking the stream's shape."""
+    user_id: uuid.UUID | None = None
+    meta: import_service_pb2.ImportFileMetadata | None = None
+    parent = ""
+    index = 0
+    async for message in messages:
+        content = message.WhichOneof("content")
+        if index == 0:
+            parent = message.parent
+            user_id = Access.owned(parse_parent(parent))
+            if content != "metadata":
+                raise InvalidArgument.for_field(
+                    "requests[0].metadata", "the first message must carry metadata"
+                )
+            meta = message.metadata
+        elif message.parent != parent:
+            raise InvalidArgument.for_field(f"requests[{index}].parent", "must equal the first message's")
+        elif content != "chunk":
+            raise InvalidArgument.for_field(
+                f"requests[{index}].chunk", "only the first message carries metadata"
+            )
+        elif len(message.chunk) > MAX_CHUNK:
+            raise InvalidArgument.for_field(f"requests[{index}].chunk", "a chunk may be at most 4 MiB")
+        else:
+            await spooled.write(message.chunk)
+            if spooled.size > MAX_STREAM:
+                raise ResourceExhausted("an import file may be at most 10 GiB", reason="FILE_TOO_LARGE")
+        index += 1
+    if user_id is None or meta is None:
+        raise InvalidArgument.for_field("requests", "the stream was empty")
+    if meta.size_bytes and meta.size_bytes != spooled.size:
+        raise InvalidArgument.for_field(
+            "metadata.size_bytes", f"announced {meta.size_bytes} bytes but {spooled.size} arrived"
+        )
+    return user_id, meta

@@ -61,6 +61,7 @@ class RecordOperations:
 
     def __init__(
         self,
+        *,
         db: Database,
         store: RecordStore,
         sources: SourceStore,
@@ -85,7 +86,12 @@ class RecordOperations:
     ) -> str:
         if record_type.manual_source:
             await self._sources.ensure_source(
-                conn, user_id, MANUAL_SOURCE, "Manual entries", MANUAL_PLATFORM, ""
+                conn,
+                user_id,
+                source_id=MANUAL_SOURCE,
+                display_name="Manual entries",
+                platform=MANUAL_PLATFORM,
+                app_id="",
             )
             return MANUAL_SOURCE
         if not message.source:
@@ -129,7 +135,7 @@ class RecordOperations:
         """One record."""
         return record_type.present(await self.load(record_type, name, write=False))  # type: ignore[no-any-return]
 
-    async def list(
+    async def find(
         self,
         record_type: RecordType,
         request: Any,
@@ -148,11 +154,11 @@ class RecordOperations:
         fingerprint = {"op": record_type.collection, "user": str(user_id), "req": request_key(request)}
         cursor = self._tokens.decode(request.page_token, request=fingerprint)
         after = (datetime.fromisoformat(cursor["t"]), uuid.UUID(cursor["r"])) if cursor else None
-        if "source" in filters and filters["source"]:
+        if filters.get("source"):
             filters["source_id"] = short_source_id(filters.pop("source"), user_id, field="source")
         filters.pop("source", None)
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            found = await self._store.list(
+            found = await self._store.find(
                 conn,
                 user_id,
                 record_type.collection,

@@ -39,6 +39,10 @@ def _bad(where: str, field: str, description: str) -> InvalidArgument:
     return InvalidArgument.for_field(f"{where}.{field}", description)
 
 
+def _no_kind(_message: Any) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class RecordType:
     """How one kind of record is validated, stored and presented."""
@@ -51,7 +55,7 @@ class RecordType:
     mutable: frozenset[str]
     check: Callable[[Any, str], None]
     finish: Callable[[Any, StoredRecord], None]
-    kind_of: Callable[[Any], int] = lambda message: 0  # noqa: E731
+    kind_of: Callable[[Any], int] = _no_kind
     manual_source: bool = False
 
     @property
@@ -71,7 +75,7 @@ class RecordType:
 
     def present(self, stored: StoredRecord) -> Any:
         """The message for a stored record, output fields computed."""
-        message = json_format.ParseDict(stored.body, self.message(), ignore_unknown_fields=True)
+        message: Any = json_format.ParseDict(stored.body, self.message(), ignore_unknown_fields=True)
         user = f"users/{stored.user_id}"
         message.name = stored.name
         message.source = f"{user}/sources/{stored.source_id}"
@@ -187,7 +191,7 @@ def _finish_nutrition(message: nutrition_log_pb2.NutritionLog, stored: StoredRec
         grams = item.quantity * item.serving.grams if item.HasField("serving") else item.quantity
         item.consumed_grams = grams
         for name in NUTRIENTS:
-            if item.per_100_grams.HasField(name):
+            if item.per_100_grams.HasField(name):  # type: ignore[arg-type]
                 value = getattr(item.per_100_grams, name) * grams / 100.0
                 setattr(item.consumed, name, value)
                 totals[name] = totals.get(name, 0.0) + value

@@ -98,6 +98,7 @@ def sample_to_proto(stored: StoredSample, user_id: uuid.UUID) -> sample_pb2.Samp
 def series_filter(
     metric_type: int,
     hrv: metric_pb2.HrvParameters,
+    *,
     has_hrv: bool,
     start: datetime | None,
     end: datetime | None,
@@ -125,6 +126,7 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
 
     def __init__(
         self,
+        *,
         db: Database,
         store: SampleStore,
         writer: SampleWriter,
@@ -209,11 +211,11 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
         series = series_filter(
             request.metric_type,
             request.hrv,
-            request.HasField("hrv"),
-            start,
-            end,
-            list(request.sources),
-            user_id,
+            has_hrv=request.HasField("hrv"),
+            start=start,
+            end=end,
+            sources=list(request.sources),
+            user_id=user_id,
         )
         if request.order_by not in ("", "start_time", "start_time asc", "start_time desc"):
             raise InvalidArgument.for_field("order_by", "must be start_time or start_time desc")
@@ -223,7 +225,7 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
         cursor = self._tokens.decode(request.page_token, request=fingerprint)
         after = (datetime.fromisoformat(cursor["t"]), str(cursor["u"])) if cursor else None
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            found = await self._store.list(
+            found = await self._store.find(
                 conn, user_id, series, descending=descending, after=after, limit=size + 1
             )
         page, more = found[:size], len(found) > size
@@ -251,11 +253,11 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
         series = series_filter(
             request.metric_type,
             request.hrv,
-            request.HasField("hrv"),
-            start,
-            end,
-            list(request.sources),
-            user_id,
+            has_hrv=request.HasField("hrv"),
+            start=start,
+            end=end,
+            sources=list(request.sources),
+            user_id=user_id,
         )
         if (end - start) / width > MAX_BUCKETS:
             raise InvalidArgument.for_field(

@@ -38,7 +38,7 @@ def summary_to_proto(summary: DaySummary, user_id: uuid.UUID) -> daily_summary_p
     for aggregate in summary.metrics:
         metric = metric_by_number(aggregate.metric)
         entry = message.metrics.add(
-            metric_type=aggregate.metric,  # type: ignore[arg-type]
+            metric_type=aggregate.metric,
             unit=metric.canonical_unit if metric else "",
             count=aggregate.count,
             min=aggregate.min,
@@ -99,6 +99,7 @@ class DailySummaryServicer(daily_summary_service_pb2_grpc.DailySummaryServiceSer
 
     def __init__(
         self,
+        *,
         db: Database,
         summaries: SummaryStore,
         records: RecordStore,

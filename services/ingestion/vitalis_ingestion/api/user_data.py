@@ -39,6 +39,7 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
 
     def __init__(
         self,
+        *,
         db: Database,
         sources: SourceStore,
         samples: SampleStore,

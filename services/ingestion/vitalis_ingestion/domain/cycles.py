@@ -26,9 +26,9 @@ def menstrual_cycles(days: Sequence[tuple[date, int, bool]]) -> list[Cycle]:
     starts = sorted({day for day, _, start in days if start})
     previous: date | None = None
     for day in flowing:
-        if previous is None or (day - previous).days > 3:
-            if not any(abs((day - start).days) <= 3 for start in starts):
-                starts.append(day)
+        gap = previous is None or (day - previous).days > 3
+        if gap and not any(abs((day - start).days) <= 3 for start in starts):
+            starts.append(day)
         previous = day
     starts = sorted(set(starts))
     cycles = []

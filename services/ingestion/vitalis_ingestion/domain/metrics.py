@@ -1,4 +1,4 @@
-"""The metric catalogue: canonical units, accepted units with their conversions, kinds and plausible ranges."""
+"""The metric catalogue: canonical and accepted units with their conversions, kinds, plausible ranges."""
 
 from __future__ import annotations
 

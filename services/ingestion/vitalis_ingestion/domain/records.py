@@ -1,4 +1,4 @@
-"""Timed records other than samples: sleep sessions, workouts, strength sessions, nutrition logs, manual entries.
+"""Timed records other than samples: sleep, workouts, strength sessions, nutrition logs, manual entries.
 
 Each is stored with the columns its queries and natural key need (source, kind, start, end, UTC
 offset) and a body in the protobuf JSON mapping of its message.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -73,7 +74,7 @@ class Rejection:
 
 
 def natural_key_uid(
-    source_id: str, metric: int, hrv_method: int, hrv_window_s: int, start: datetime, end: datetime
+    source_id: str, metric: int, *, hrv_method: int, hrv_window_s: int, start: datetime, end: datetime
 ) -> str:
     """A UUID (32 hex digits) derived from a sample's natural key, the same for every write of that sample."""
     key = f"{source_id}\x00{metric}\x00{hrv_method}\x00{hrv_window_s}\x00{_micros(start)}\x00{_micros(end)}"
@@ -150,6 +151,13 @@ def contract_violations(draft: SampleDraft, where: str) -> list[FieldViolation]:
             )
     elif draft.has_hrv:
         problems.append(FieldViolation(f"{where}.hrv", "is allowed only on heart-rate-variability samples"))
+    problems += _time_and_unit_violations(draft, metric, where)
+    problems += _metadata_violations(draft.metadata, f"{where}.metadata")
+    return problems
+
+
+def _time_and_unit_violations(draft: SampleDraft, metric: Metric, where: str) -> list[FieldViolation]:
+    problems: list[FieldViolation] = []
     if draft.end_time is not None and draft.end_time < draft.start_time:
         problems.append(FieldViolation(f"{where}.end_time", "must not be before start_time"))
     elif draft.end_time is not None and draft.end_time - draft.start_time > MAX_INTERVAL:
@@ -167,7 +175,6 @@ def contract_violations(draft: SampleDraft, where: str) -> list[FieldViolation]:
         problems.append(FieldViolation(f"{where}.utc_offset", "must be between -18 and +18 hours"))
     if len(draft.correlation_key) > 100:
         problems.append(FieldViolation(f"{where}.correlation_key", "must be at most 100 characters"))
-    problems += _metadata_violations(draft.metadata, f"{where}.metadata")
     return problems
 
 
@@ -185,7 +192,7 @@ def canonical_row(draft: SampleDraft, metric: Metric, *, now: datetime) -> Sampl
     """The stored form of a well-formed draft, or why its value is refused on its own."""
     value = metric.to_canonical(draft.value, draft.unit)
     assert value is not None, "units are checked by contract_violations"
-    if value != value or not metric.plausible_min <= value <= metric.plausible_max:
+    if math.isnan(value) or not metric.plausible_min <= value <= metric.plausible_max:
         return Rejection(
             "VALUE_OUT_OF_RANGE",
             f"{draft.value:g} {draft.unit or metric.canonical_unit} is outside the plausible range of "
@@ -209,7 +216,14 @@ def canonical_row(draft: SampleDraft, metric: Metric, *, now: datetime) -> Sampl
         device_id=draft.device_id,
         correlation_key=draft.correlation_key or None,
         metadata=dict(draft.metadata) or None,
-        sample_uid=natural_key_uid(draft.source_id, metric.number, method, window, draft.start_time, end),
+        sample_uid=natural_key_uid(
+            draft.source_id,
+            metric.number,
+            hrv_method=method,
+            hrv_window_s=window,
+            start=draft.start_time,
+            end=end,
+        ),
     )
 
 

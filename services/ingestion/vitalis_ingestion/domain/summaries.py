@@ -1,4 +1,4 @@
-"""Daily summaries: one source's day, and the merged day where each metric comes from the most trusted source."""
+"""Daily summaries: one source's day, and the merged day taking each metric from the most trusted source."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from vitalis_ingestion.domain.records import SLEEP_SESSIONS, STRENGTH_SESSIONS, WORKOUTS, StoredRecord
 from vitalis_ingestion.domain.sources import SourcePriority
-
 
 ASLEEP = {
     "SLEEP_STAGE_TYPE_ASLEEP",

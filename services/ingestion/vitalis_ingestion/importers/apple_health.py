@@ -139,7 +139,7 @@ class _SleepGrouper:
         self._open: dict[str, dict[str, Any]] = {}
 
     def add(
-        self, source: SourceHint, stage: str, start: datetime, end: datetime, offset: int, location: str
+        self, source: SourceHint, stage: str, *, start: datetime, end: datetime, offset: int, location: str
     ) -> list[ImportItem]:
         done = []
         current = self._open.get(source.source_id)
@@ -206,7 +206,7 @@ class AppleHealthParser:
 
     def items(self, stream: IO[bytes]) -> Iterator[ImportItem]:
         """Every record of the file, in file order (sleep sessions when they close)."""
-        context = etree.iterparse(  # noqa: S320 - entities are neither loaded nor resolved
+        context = etree.iterparse(
             stream,
             events=("end",),
             resolve_entities=False,
@@ -303,7 +303,9 @@ class AppleHealthParser:
                 return
             start, offset = parse_time(element.get("startDate"))
             end, _ = parse_time(element.get("endDate"))
-            yield from self._sleep.add(self._source(element), stage, start, end, offset, location)
+            yield from self._sleep.add(
+                self._source(element), stage, start=start, end=end, offset=offset, location=location
+            )
             return
         draft = self._quantity(element)
         if draft is None:

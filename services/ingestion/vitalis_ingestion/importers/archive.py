@@ -54,7 +54,8 @@ def open_export(
         ):
             raise ImportFailure(
                 "ARCHIVE_TOO_LARGE",
-                f"{entry.filename} expands {entry.file_size // entry.compress_size} times, more than {max_ratio}: "
+                f"{entry.filename} expands {entry.file_size // entry.compress_size} times, "
+                f"more than {max_ratio}: "
                 "it looks like a zip bomb",
             )
     candidates = [e for e in entries if e.filename.rsplit("/", 1)[-1] == "export.xml"]

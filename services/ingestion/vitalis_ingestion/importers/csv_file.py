@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Final
+from typing import Final
 
 from vitalis_ingestion.domain.metrics import METRICS
 from vitalis_ingestion.domain.samples import SampleDraft
@@ -33,9 +33,9 @@ def _time(text: str, column: str) -> datetime:
     return moment
 
 
-def parse_csv(stream: IO[bytes], *, source: SourceHint) -> Iterator[ImportItem]:
+def parse_csv(stream: io.RawIOBase, *, source: SourceHint) -> Iterator[ImportItem]:
     """One item per data row, located as ``line N``."""
-    text = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(io.BufferedReader(stream), encoding="utf-8-sig", newline="")
     try:
         reader = csv.DictReader(text)
         header = reader.fieldnames or []

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final
 
-import fitdecode
+import fitdecode  # type: ignore[import-untyped]
 
 from vitalis_ingestion.domain.records import WORKOUTS, RecordDraft
 from vitalis_ingestion.domain.samples import SampleDraft

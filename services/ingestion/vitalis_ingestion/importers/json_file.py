@@ -63,7 +63,7 @@ def json_items(stream: IO[bytes], user_id: uuid.UUID, source: SourceHint) -> Ite
                     source_id = short_source_id(message.source, user_id, field=f"{where}.source")
                 else:
                     source_id = source.source_id
-                draft = draft_of(record_type, message, source_id=source_id, where=where, zone=UTC)
+                record = draft_of(record_type, message, source_id=source_id, where=where, zone=UTC)
             except VitalisError as error:
                 yield ImportItem(
                     collection, where, rejection=Rejection("INVALID_RECORD", error.message, where)
@@ -72,4 +72,4 @@ def json_items(stream: IO[bytes], user_id: uuid.UUID, source: SourceHint) -> Ite
             manual = (
                 SourceHint(MANUAL_SOURCE, "Manual entries", 12, "") if record_type.manual_source else hint
             )
-            yield ImportItem(collection, where, source=manual, records=[draft])
+            yield ImportItem(collection, where, source=manual, records=[record])

@@ -1,1 +1,1 @@
-"""All SQL of the ingestion service, one module per resource. Returns domain objects; knows nothing of gRPC."""
+"""All SQL of the ingestion service, a module per resource; returns domain objects, knows nothing of gRPC."""

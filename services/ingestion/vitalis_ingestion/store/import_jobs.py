@@ -11,7 +11,8 @@ import asyncpg
 
 from vitalis_ingestion.domain.import_jobs import ImportJob, JobCounts, JobError, JobState
 
-JOB_COLUMNS: Final = """user_id, job_id, format, source_id, document, file_name, size_bytes, content_sha256, state,
+JOB_COLUMNS: Final = """user_id, job_id, format, source_id, document, file_name, size_bytes, content_sha256,
+    state,
     cancel_requested, bytes_read, counts, error, version, create_time, start_time, end_time, update_time,
     data_start_time, data_end_time"""
 
@@ -34,7 +35,7 @@ class ImportJobStore:
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
         *,
-        format: int,  # noqa: A002 - the contract's field name
+        format: int,
         source_id: str | None,
         document: str,
         file_name: str,
@@ -70,7 +71,8 @@ class ImportJobStore:
         if row is not None:
             return _job(row), True
         existing = await conn.fetchrow(
-            f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE user_id = $1 AND content_sha256 = $2 AND state <> 5",  # noqa: S608
+            f"""SELECT {JOB_COLUMNS} FROM import_jobs
+                WHERE user_id = $1 AND content_sha256 = $2 AND state <> 5""",  # noqa: S608
             user_id,
             content_sha256,
         )
@@ -86,7 +88,7 @@ class ImportJobStore:
         )
         return None if row is None else _job(row)
 
-    async def list(
+    async def find(
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
@@ -112,7 +114,8 @@ class ImportJobStore:
     async def start(self, conn: asyncpg.Connection, job: ImportJob) -> None:
         """Mark a pending job running."""
         await conn.execute(
-            """UPDATE import_jobs SET state = 2, start_time = now(), update_time = now(), version = version + 1
+            """UPDATE import_jobs SET state = 2, start_time = now(), update_time = now(),
+                      version = version + 1
                WHERE user_id = $1 AND job_id = $2 AND state = 1""",
             job.user_id,
             job.job_id,
@@ -129,7 +132,8 @@ class ImportJobStore:
     ) -> bool:
         """Record progress; return whether cancellation was requested."""
         requested: bool | None = await conn.fetchval(
-            """UPDATE import_jobs SET bytes_read = $3, counts = $4, update_time = now(), version = version + 1,
+            """UPDATE import_jobs SET bytes_read = $3, counts = $4, update_time = now(),
+                      version = version + 1,
                       data_start_time = $5, data_end_time = $6
                WHERE user_id = $1 AND job_id = $2 RETURNING cancel_requested""",
             job.user_id,
@@ -180,4 +184,4 @@ class ImportJobStore:
 
     async def all_for_user(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[ImportJob]:
         """Every job of the user (data export)."""
-        return await self.list(conn, user_id, states=[], after=None, limit=1_000_000)
+        return await self.find(conn, user_id, states=[], after=None, limit=1_000_000)

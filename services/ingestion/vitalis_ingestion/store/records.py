@@ -13,7 +13,8 @@ import asyncpg
 from vitalis_ingestion.domain.records import RecordDraft, StoredRecord
 from vitalis_runtime.errors import AlreadyExists
 
-RECORD_COLUMNS: Final = """user_id, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s,
+RECORD_COLUMNS: Final = """user_id, collection, record_id, source_id, kind, start_time, end_time,
+    utc_offset_s,
     local_date, body, import_job_id, version, create_time, update_time"""
 _CREATE_STAGING: Final = """
 CREATE TEMP TABLE IF NOT EXISTS record_staging (
@@ -62,7 +63,8 @@ class RecordStore:
         rows = await conn.fetch(
             """INSERT INTO records (user_id, collection, record_id, source_id, kind, start_time, end_time,
                                     utc_offset_s, local_date, body, import_job_id)
-               SELECT $1, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s, local_date,
+               SELECT $1, collection, record_id, source_id, kind, start_time, end_time, utc_offset_s,
+                      local_date,
                       body::jsonb, $2
                FROM record_staging
                ON CONFLICT DO NOTHING RETURNING record_id""",
@@ -77,7 +79,8 @@ class RecordStore:
         """Insert one record; with a known ``request_id`` return the earlier one (and ``False``)."""
         if request_id:
             earlier = await conn.fetchrow(
-                f"SELECT {RECORD_COLUMNS} FROM records WHERE user_id = $1 AND collection = $2 AND request_id = $3",  # noqa: S608
+                f"""SELECT {RECORD_COLUMNS} FROM records
+                    WHERE user_id = $1 AND collection = $2 AND request_id = $3""",  # noqa: S608
                 user_id,
                 draft.collection,
                 request_id,
@@ -159,7 +162,7 @@ class RecordStore:
             record.record_id,
         )
 
-    async def list(
+    async def find(
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,

@@ -46,7 +46,8 @@ WITH inserted AS (
 SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
        count(*) AS sample_count, array_agg(sample_uid) AS uids
 FROM inserted GROUP BY source_id, metric, hrv_method"""
-SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid, value,
+SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid,
+    value,
     utc_offset_s, device_id, correlation_key, metadata, import_job_id, create_time"""
 
 
@@ -202,7 +203,8 @@ class SampleStore:
         if series:
             await conn.execute(
                 """UPDATE sources SET last_write_time = now(),
-                          metric_types = ARRAY(SELECT DISTINCT m FROM unnest(metric_types || $3::smallint[]) AS m
+                          metric_types = ARRAY(SELECT DISTINCT m
+                                               FROM unnest(metric_types || $3::smallint[]) AS m
                                                ORDER BY m)
                    WHERE user_id = $1 AND source_id = ANY($2::text[])""",
                 user_id,
@@ -217,7 +219,8 @@ class SampleStore:
         """The sample an ID names, or ``None``."""
         record = await conn.fetchrow(
             f"""SELECT {SAMPLE_COLUMNS} FROM samples
-                WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4 AND sample_uid = $5""",  # noqa: S608
+                WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4
+                  AND sample_uid = $5""",  # noqa: S608
             user_id,
             parts.metric,
             parts.hrv_method,
@@ -242,7 +245,7 @@ class SampleStore:
         )
         return None if record is None else _sample(record)
 
-    async def list(
+    async def find(
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
@@ -388,7 +391,8 @@ WITH selected AS (
 ), weighted AS (
     SELECT bucket_start, bucket_end,
            CASE WHEN $11::boolean AND end_time > start_time
-                THEN value * extract(epoch FROM least(end_time, bucket_end) - greatest(start_time, bucket_start))
+                THEN value
+                     * extract(epoch FROM least(end_time, bucket_end) - greatest(start_time, bucket_start))
                      / extract(epoch FROM end_time - start_time)
                 ELSE value END AS part
     FROM parts

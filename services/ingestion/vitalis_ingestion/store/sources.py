@@ -77,6 +77,7 @@ class SourceStore:
         self,
         conn: asyncpg.Connection,
         user_id: uuid.UUID,
+        *,
         source_id: str,
         display_name: str,
         platform: int,
@@ -129,7 +130,8 @@ class SourceStore:
     ) -> list[Source]:
         """Sources in ID order after a cursor."""
         records = await conn.fetch(
-            f"""SELECT {SOURCE_COLUMNS} FROM sources WHERE user_id = $1 AND ($2::text IS NULL OR source_id > $2)
+            f"""SELECT {SOURCE_COLUMNS} FROM sources
+                WHERE user_id = $1 AND ($2::text IS NULL OR source_id > $2)
                 ORDER BY source_id LIMIT $3""",  # noqa: S608
             user_id,
             after,
@@ -221,7 +223,8 @@ class SourceStore:
     ) -> list[Device]:
         """Devices in ID order after a cursor."""
         records = await conn.fetch(
-            f"""SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND ($2::text IS NULL OR device_id > $2)
+            f"""SELECT {DEVICE_COLUMNS} FROM devices
+                WHERE user_id = $1 AND ($2::text IS NULL OR device_id > $2)
                 ORDER BY device_id LIMIT $3""",  # noqa: S608
             user_id,
             after,
@@ -268,7 +271,8 @@ class SourceStore:
     async def get_priority(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> SourcePriority:
         """The user's source priority (empty until set)."""
         record = await conn.fetchrow(
-            "SELECT default_order, metric_orders, version, update_time FROM source_priorities WHERE user_id = $1",
+            "SELECT default_order, metric_orders, version, update_time FROM source_priorities "
+            "WHERE user_id = $1",
             user_id,
         )
         if record is None:

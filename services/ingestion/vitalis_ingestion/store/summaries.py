@@ -11,7 +11,6 @@ import asyncpg
 
 from vitalis_ingestion.domain.summaries import DayAggregate
 
-
 _DAY_SQL: Final = """
 WITH chosen AS (
     SELECT source_id, metric, hrv_method, hrv_window_s, value, create_time,
