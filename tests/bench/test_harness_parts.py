@@ -74,3 +74,12 @@ def test_printed_numbers_and_names_are_normalised_alike() -> None:
     assert parse_number("< 200") == 200.0
     assert parse_number("H") is None
     assert name_key("LDL-Cholesterol (direct)") == name_key("ldl cholesterol direct")
+
+
+def test_a_failed_benchmark_leaves_every_arm_of_its_targets_unmeasurable() -> None:
+    from bench.__main__ import unmeasured_arms
+    from bench.b1_ingest import TARGETS
+
+    arms = unmeasured_arms(TARGETS, "B1 stopped: ingestion exited during the run")
+    assert set(arms) == {"B1 raw COPY", "B1 grpc stream", "B1 rest batch + jwt"}
+    assert all(isinstance(arm, Unmeasurable) and "ingestion exited" in arm.reason for arm in arms.values())
