@@ -124,7 +124,7 @@ def messages(descriptor: pb_descriptor.Descriptor, depth: int = 0) -> st.SearchS
             value = messages(field.message_type, depth + 1)
         else:
             value = _scalar(field)
-        if field.label == field.LABEL_REPEATED:
+        if field.is_repeated:
             value = st.lists(value, max_size=3)
         fields[field.name] = st.one_of(st.none(), value)
 

@@ -104,9 +104,12 @@ def request_for(target: Target, name: str) -> ProtoMessage:
 
 
 def decoy_for(name: str) -> str:
-    """The same kind of name with every id replaced: a resource of a user that never existed."""
+    """The same name under a user that never existed, every generated id replaced, natural keys kept."""
     segments = name.split("/")
-    return "/".join(s if i % 2 == 0 else f"{uuid.uuid4()}" for i, s in enumerate(segments))
+    return "/".join(
+        str(uuid.uuid4()) if i == 1 or (i % 2 == 1 and UUIDISH.fullmatch(s)) else s
+        for i, s in enumerate(segments)
+    )
 
 
 def mask(text: str, *names: str) -> str:
@@ -176,7 +179,7 @@ async def list_names(
         return iter(())
     names: list[str] = []
     for field, value in response.ListFields():
-        if field.label == field.LABEL_REPEATED and field.message_type is not None:
+        if field.is_repeated and field.message_type is not None:
             names += [item.name for item in value if "name" in item.DESCRIPTOR.fields_by_name and item.name]
     return iter(names)
 
@@ -274,7 +277,7 @@ def forge_output_only_fields(resource: ProtoMessage, surface: ApiSurface) -> lis
     for field in resource.DESCRIPTOR.fields:
         if "OUTPUT_ONLY" not in described.field_named(field.name).behaviors or field.name == "name":
             continue
-        if field.label == field.LABEL_REPEATED:
+        if field.is_repeated:
             continue
         if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
             getattr(resource, field.name).seconds = FORGED_SECONDS
