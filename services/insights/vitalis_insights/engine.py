@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
 from vitalis.biomarkers.v1 import events_pb2 as biomarker_events
 from vitalis.ingestion.v1 import events_pb2 as ingestion_events
+from vitalis.insights.v1 import narrative_pb2
 from vitalis_insights.adapters.readers import BiomarkerReader, DailyValueReader
 from vitalis_insights.domain.goals import compute_progress, milestone_findings
 from vitalis_insights.domain.panel_rules import FlaggedMarker, MarkerReading, flagged_marker_findings
@@ -31,9 +32,12 @@ from vitalis_insights.domain.rules import (
     sleep_debt,
 )
 from vitalis_insights.domain.series import TOTAL_SLEEP_TIME, SeriesValue
+from vitalis_insights.facts import gather_facts
+from vitalis_insights.narrator import Narrator
 from vitalis_insights.store import goals as goal_store
 from vitalis_insights.store import series as series_store
 from vitalis_insights.store.insights import record_finding
+from vitalis_runtime import errors
 from vitalis_runtime.events import Event
 from vitalis_runtime.mailbox import advisory_lock
 
@@ -60,10 +64,12 @@ class InsightsEngine:
         *,
         ingestion: DailyValueReader | None,
         biomarkers: BiomarkerReader | None,
+        narrator: Narrator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._ingestion = ingestion
         self._biomarkers = biomarkers
+        self._narrator = narrator
         self._clock = clock
 
     async def handle(self, conn: asyncpg.Connection, event: Event) -> None:
@@ -106,6 +112,40 @@ class InsightsEngine:
                 findings.append(found)
         await self._store(conn, user_id, findings)
         await self.refresh_goals(conn, user_id, keys)
+        if values:
+            await self._weekly_summary(
+                conn, user_id, date(message.date.year, message.date.month, message.date.day)
+            )
+
+    async def _weekly_summary(self, conn: asyncpg.Connection, user_id: uuid.UUID, day: date) -> None:
+        """Write last week's summary when the first data of this week arrives (not for old imports)."""
+        today = self._clock().date()
+        if self._narrator is None or day < today - timedelta(days=today.weekday()):
+            return
+        start = datetime.combine(day - timedelta(days=day.weekday() + 7), time.min, tzinfo=UTC)
+        end = start + timedelta(days=7)
+        kind = narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY
+        if await conn.fetchval(
+            """SELECT true FROM narratives
+               WHERE user_id = $1 AND kind = $2 AND automatic AND period_start = $3""",
+            user_id,
+            kind,
+            start,
+        ):
+            return
+        facts = await gather_facts(conn, user_id, start, end)
+        if not facts:
+            return
+        try:
+            text = await self._narrator.compose(kind, start, end, facts)
+        except errors.Unavailable:
+            logger.warning(
+                "the weekly summary of %s could not be written: the text provider is unavailable", user_id
+            )
+            return
+        await self._narrator.store(
+            conn, user_id, kind=kind, start=start, end=end, text=text, facts=facts, automatic=True
+        )
 
     async def _panel_changed(self, conn: asyncpg.Connection, user_id: uuid.UUID, event: Event) -> None:
         message: biomarker_events.PanelCreated | biomarker_events.PanelUpdated

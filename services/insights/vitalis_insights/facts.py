@@ -49,6 +49,36 @@ async def gather_facts(
     return facts
 
 
+async def gather_panel_facts(
+    conn: asyncpg.Connection, user_id: uuid.UUID, panel: str
+) -> list[narrative_pb2.GroundedFact]:
+    """One fact per marker of the panel whose value the engine has read."""
+    rows = await conn.fetch(
+        """SELECT series_key, observe_time, value, unit, evidence FROM series_values
+           WHERE user_id = $1 AND evidence LIKE $2 || '/markers/%' ORDER BY series_key""",
+        user_id,
+        panel,
+    )
+    facts = []
+    for row in rows:
+        biomarker = row["series_key"].removeprefix("biomarker:")
+        label = biomarker.removeprefix("biomarkers/").replace("-", " ").capitalize()
+        stamp = Timestamp()
+        stamp.FromDatetime(row["observe_time"])
+        quantity = common_pb2.Quantity(value=row["value"], unit=row["unit"])
+        fact = narrative_pb2.GroundedFact(
+            label=label, value=quantity, series=series_from_key(row["series_key"])
+        )
+        fact.evidence.add(
+            resource=row["evidence"],
+            description=f"{label} {row['value']:g} {row['unit']}",
+            value=quantity,
+            observe_time=stamp,
+        )
+        facts.append(fact)
+    return facts
+
+
 def facts_text(facts: list[narrative_pb2.GroundedFact]) -> str:
     """The facts as Markdown bullet lines, the template texts' body and the models' grounding."""
     return "".join(

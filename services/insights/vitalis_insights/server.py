@@ -39,6 +39,7 @@ from vitalis_insights.api.names import ReadAccess
 from vitalis_insights.api.narratives import NarrativeServicer
 from vitalis_insights.api.user_data import UserDataServicer
 from vitalis_insights.engine import InsightsEngine
+from vitalis_insights.narrator import Narrator
 from vitalis_insights.notifier import ChangeNotifier
 from vitalis_insights.settings import InsightsSettings
 from vitalis_insights.store.insights import PRODUCER, SCHEMA
@@ -86,7 +87,10 @@ async def create_insights_server(
 
     ingestion_channel = channel_to(settings.ingestion_target)
     biomarkers_channel = channel_to(settings.biomarkers_target)
+    provider = provider_from_settings(settings)
+    narrator = Narrator(provider)
     engine = InsightsEngine(
+        narrator=narrator,
         ingestion=(
             GrpcIngestionReader(ingestion_channel, credentials)
             if ingestion_channel is not None and credentials is not None
@@ -107,7 +111,6 @@ async def create_insights_server(
     tokens = PageTokens(settings.page_token_secret.get_secret_value().encode())
     notifier = ChangeNotifier(deps.db)
     await notifier.start()
-    provider = provider_from_settings(settings)
 
     def register(server: grpc.aio.Server) -> None:
         insight_service_pb2_grpc.add_InsightServiceServicer_to_server(
@@ -126,7 +129,7 @@ async def create_insights_server(
             AnalysisServicer(deps.db, access, engine), server
         )
         narrative_service_pb2_grpc.add_NarrativeServiceServicer_to_server(
-            NarrativeServicer(deps.db, tokens, provider, access), server
+            NarrativeServicer(deps.db, tokens, narrator, access), server
         )
         coach_service_pb2_grpc.add_CoachServiceServicer_to_server(
             CoachServicer(deps.db, tokens, provider), server

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -11,30 +10,18 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from vitalis.insights.v1 import events_pb2, narrative_pb2, narrative_service_pb2, narrative_service_pb2_grpc
-from vitalis_insights.adapters.text_provider import TextProvider
+from vitalis.insights.v1 import narrative_pb2, narrative_service_pb2, narrative_service_pb2_grpc
 from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, resolve_parent
-from vitalis_insights.facts import facts_text, gather_facts
+from vitalis_insights.facts import gather_facts, gather_panel_facts
 from vitalis_insights.filters import FilterField, filter_to_sql
-from vitalis_insights.store.insights import PRODUCER, SCHEMA
+from vitalis_insights.narrator import Narrator
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FailedPrecondition, InvalidArgument
-from vitalis_runtime.outbox import add_to_outbox
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
 
-PROMPT_VERSION: Final = "summary-v1"
-INSTRUCTIONS: Final = (
-    "You write short, friendly health summaries in Markdown. Quote only the numbers given to you, "
-    "exactly as given; do not diagnose; suggest talking to a clinician for anything worrying."
-)
 NARRATIVE_FILTERS: Final = {
     "kind": FilterField("kind", "enum", narrative_pb2.NarrativeKind.Value),
     "create_time": FilterField("create_time", "time"),
-}
-TITLES: Final = {
-    narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY: "Your week",
-    narrative_pb2.NARRATIVE_KIND_MONTHLY_SUMMARY: "Your month",
-    narrative_pb2.NARRATIVE_KIND_PANEL_SUMMARY: "Your blood panel",
 }
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -68,11 +55,11 @@ def narrative_to_proto(row: asyncpg.Record) -> narrative_pb2.Narrative:
 class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
     """Summaries of a user's data."""
 
-    def __init__(self, db: Database, tokens: PageTokens, provider: TextProvider, access: ReadAccess) -> None:
+    def __init__(self, db: Database, tokens: PageTokens, narrator: Narrator, access: ReadAccess) -> None:
         self._db = db
+        self._narrator = narrator
         self._access = access
         self._tokens = tokens
-        self._provider = provider
 
     async def GenerateNarrative(
         self, request: narrative_service_pb2.GenerateNarrativeRequest, context: Context
@@ -102,50 +89,32 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
             if earlier is not None:
                 return narrative_to_proto(earlier)
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            facts = await gather_facts(conn, user_id, start, end)
+            if request.kind == narrative_pb2.NARRATIVE_KIND_PANEL_SUMMARY:
+                facts = await gather_panel_facts(conn, user_id, request.panel)
+            else:
+                facts = await gather_facts(conn, user_id, start, end)
         if not facts:
             raise FailedPrecondition(
                 "the period holds no data to summarise",
                 reason="INSUFFICIENT_DATA",
                 metadata={"sample_count": "0", "min_sample_count": "1"},
             )
-        title = f"{TITLES[request.kind]}: {start.date().isoformat()} to {end.date().isoformat()}"
-        template = f"## {title}\n\n{facts_text(facts)}"
-        body = "".join(
-            [fragment async for fragment in self._provider.stream(INSTRUCTIONS, facts_text(facts), template)]
-        )
-        generator = narrative_pb2.TextGenerator(
-            provider=self._provider.name, model=self._provider.model, prompt_version=PROMPT_VERSION
-        )
+        text = await self._narrator.compose(request.kind, start, end, facts)
         async with self._db.transaction(user_id=user_id) as conn:
-            row = await conn.fetchrow(
-                """INSERT INTO narratives (user_id, narrative_id, kind, period_start, period_end, title, body,
-                                           facts, generator, language_code, request_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'en', $10)
-                   ON CONFLICT (user_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING *""",
+            row = await self._narrator.store(
+                conn,
                 user_id,
-                uuid.uuid4(),
-                request.kind,
-                start,
-                end,
-                title,
-                body,
-                [json_format.MessageToDict(fact) for fact in facts],
-                json_format.MessageToDict(generator),
-                request_id,
+                kind=request.kind,
+                start=start,
+                end=end,
+                text=text,
+                facts=facts,
+                request_id=request_id,
             )
             if row is None:
                 row = await conn.fetchrow(
                     "SELECT * FROM narratives WHERE user_id = $1 AND request_id = $2", user_id, request_id
                 )
-                return narrative_to_proto(row)
-            event = events_pb2.NarrativeGenerated(
-                user=f"users/{user_id}",
-                narrative=f"users/{user_id}/narratives/{row['narrative_id']}",
-                kind=request.kind,
-                occur_time=_stamp(row["create_time"]),
-            )
-            await add_to_outbox(conn, schema=SCHEMA, producer=PRODUCER, user_id=user_id, message=event)
         return narrative_to_proto(row)
 
     async def GetNarrative(
