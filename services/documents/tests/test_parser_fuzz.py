@@ -33,7 +33,7 @@ WORDS = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(WORDS, max_size=60), min_size=1, max_size=3))
 def test_layout_extraction_accepts_any_words(pages: list[list[Word]]) -> None:
     report = extract_lab_report(
@@ -46,7 +46,7 @@ def test_layout_extraction_accepts_any_words(pages: list[list[Word]]) -> None:
         assert row.bounding_box.width <= 1.0
 
 
-@settings(max_examples=500, deadline=500)
+@settings(max_examples=300, deadline=500)
 @given(st.text(max_size=40))
 def test_field_readers_accept_any_text(text: str) -> None:
     parse_value(text)

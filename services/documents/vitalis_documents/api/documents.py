@@ -12,6 +12,7 @@ from vitalis.documents.v1 import document_pb2, document_service_pb2, document_se
 from vitalis_documents.api.convert import document_fields, document_to_proto
 from vitalis_documents.api.names import parse_document, parse_user, require_owner, require_reader
 from vitalis_documents.library import DocumentFields, DocumentLibrary, ListQuery
+from vitalis_runtime.auth import current_principal
 from vitalis_runtime.errors import InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
 from vitalis_runtime.sharing import ShareGrantChecker
@@ -117,6 +118,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         bound = {
             "method": "ListDocuments",
             "parent": str(user_id),
+            "caller": str(current_principal().user_id),
             "filter": request.filter,
             "order_by": request.order_by,
             "show_deleted": request.show_deleted,

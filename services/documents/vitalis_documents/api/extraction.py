@@ -26,6 +26,7 @@ from vitalis_documents.domain.filtering import enum_converter, parse_filter
 from vitalis_documents.domain.model import ReviewState
 from vitalis_documents.review import CORRECTABLE, MarkerReview, ReviewDesk
 from vitalis_documents.store import Condition
+from vitalis_runtime.auth import current_principal
 from vitalis_runtime.errors import InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
 from vitalis_runtime.sharing import ShareGrantChecker
@@ -92,7 +93,12 @@ class ExtractionServicer(extraction_service_pb2_grpc.ExtractionServiceServicer):
             },
             ordered=frozenset({"page", "confidence.overall"}),
         )
-        bound = {"method": "ListExtractedMarkers", "parent": str(ref), "filter": request.filter}
+        bound = {
+            "method": "ListExtractedMarkers",
+            "parent": f"{ref.user_id}/{ref.document_id}",
+            "caller": str(current_principal().user_id),
+            "filter": request.filter,
+        }
         cursor = self._pages.decode(request.page_token, request=bound)
         markers = await self._desk.list_markers(
             ref.user_id,

@@ -125,11 +125,17 @@ class _Writer:
         return bytes(self.pdf.output())
 
 
-def _letterhead(writer: _Writer, lab: str, collected: str, patient: str) -> None:
+def _letterhead(writer: _Writer, lab: str, collected: str, patient: str, reported: str) -> None:
     writer.text(40, 30, lab, bold=True, size=13)
     writer.text(40, 50, "1200 Main Street, Springfield  Tel 555-0100")
-    writer.text(40, 75, f"Patient: {patient}")
+    writer.text(320, 50, reported)
+    writer.text(40, 75, f"Patient: {patient}  ID 482913  DOB 01/02/1980")
     writer.text(320, 75, collected)
+
+
+def _footer(writer: _Writer, y: float) -> None:
+    writer.text(40, y + 10, "Comment: sample slightly haemolysed; 2 of 3 tubes received at 08:40.")
+    writer.text(40, y + 26, "Results marked H or L lie outside the reference range of the laboratory.")
 
 
 def _columns(writer: _Writer, y: float, headers: Sequence[tuple[float, str]]) -> None:
@@ -146,12 +152,16 @@ def _table(
     order: Sequence[str],
     xs: Sequence[float],
     y: float = 130,
+    joined_units: float = 0.0,
+    rng: random.Random | None = None,
 ) -> float:
     for printed in rows:
+        # Some labs print the unit right after the value, in the value's column.
+        joined = rng is not None and rng.random() < joined_units
         fields = {
             "name": printed.name,
-            "value": printed.value_text,
-            "unit": printed.unit_text,
+            "value": f"{printed.value_text} {printed.unit_text}" if joined else printed.value_text,
+            "unit": "" if joined else printed.unit_text,
             "range": printed.range_text,
             "flag": printed.flag,
         }
@@ -185,43 +195,69 @@ def generate_report(
     rows = [_printed(a, rng, si=german, comma=german, german=german) for a in chosen]
     rows = [replace(row, name=name) for row, name in zip(rows, renamed, strict=False)] + rows[len(renamed) :]
     report = GeneratedReport(f"{layout}-{seed:03d}", layout, b"", collected)
+    reported = collected + timedelta(days=rng.randrange(1, 4))
     writer = _Writer()
     page = writer.page()
     if german:
-        _letterhead(writer, "Labor Dr. Muster MVZ", f"Entnahme: {collected:%d.%m.%Y}", "Erika Musterfrau")
+        _letterhead(
+            writer,
+            "Labor Dr. Muster MVZ",
+            f"Entnahme: {collected:%d.%m.%Y}",
+            "Erika Musterfrau",
+            f"Befund vom {reported:%d.%m.%Y}",
+        )
         headers = ["Untersuchung", "Ergebnis", "Einheit", "Referenzbereich", "Kennung"]
         order, xs = ["name", "value", "unit", "range", "flag"], [40.0, 220.0, 290.0, 370.0, 490.0]
         _columns(writer, 110, list(zip(xs, headers, strict=True)))
-        _table(writer, report, rows, page=page, order=order, xs=xs)
+        end = _table(writer, report, rows, page=page, order=order, xs=xs)
     elif layout == "two_column":
-        _letterhead(writer, "Northside Clinical Laboratory", f"Collected: {collected:%m/%d/%Y}", "John Doe")
+        _letterhead(
+            writer,
+            "Northside Clinical Laboratory",
+            f"Collected: {collected:%m/%d/%Y}",
+            "John Doe",
+            f"Reported {reported:%m/%d/%Y}",
+        )
         half = len(rows) // 2
+        end = 0.0
         for offset, part in ((0.0, rows[:half]), (290.0, rows[half:])):
             xs = [30 + offset, 150 + offset, 190 + offset, 262 + offset]
             _columns(writer, 110, list(zip(xs, ["Test", "Result", "Unit", "Range"], strict=True)))
-            _table(writer, report, part, page=page, order=["name", "value", "unit", "range"], xs=xs)
+            order = ["name", "value", "unit", "range"]
+            end = max(end, _table(writer, report, part, page=page, order=order, xs=xs))
     elif layout == "flag_first":
         _letterhead(
-            writer, "Acme Diagnostics Laboratory", f"Date Collected: {collected:%B %d, %Y}", "Jane Roe"
+            writer,
+            "Acme Diagnostics Laboratory",
+            f"Date Collected: {collected:%B %d, %Y}",
+            "Jane Roe",
+            f"Reported: {reported:%B %d, %Y}",
         )
         headers = ["Tests", "Result", "Flag", "Units", "Reference Interval"]
         order, xs = ["name", "value", "flag", "unit", "range"], [40.0, 210.0, 270.0, 310.0, 420.0]
         _columns(writer, 110, list(zip(xs, headers, strict=True)))
-        _table(writer, report, rows, page=page, order=order, xs=xs)
+        end = _table(writer, report, rows, page=page, order=order, xs=xs)
     else:
         _letterhead(
-            writer, "Riverside Medical Laboratory", f"Collection date: {collected.isoformat()}", "Ann Lee"
+            writer,
+            "Riverside Medical Laboratory",
+            f"Collection date: {collected.isoformat()}",
+            "Ann Lee",
+            f"Printed {reported.isoformat()}",
         )
         headers = ["Test", "Result", "Unit", "Reference Range", "Flag"]
         order, xs = ["name", "value", "unit", "range", "flag"], [40.0, 220.0, 290.0, 380.0, 500.0]
         per_page = 9 if layout == "multi_page" else len(rows)
+        end = 0.0
         for start in range(0, len(rows), per_page):
             if start:
                 page = writer.page()
                 writer.text(40, 30, "Riverside Medical Laboratory  (continued)", bold=True)
             _columns(writer, 110, list(zip(xs, headers, strict=True)))
-            _table(writer, report, rows[start : start + per_page], page=page, order=order, xs=xs)
+            part = rows[start : start + per_page]
+            end = _table(writer, report, part, page=page, order=order, xs=xs, joined_units=0.3, rng=rng)
             writer.text(260, 800, f"Page {page} of {(len(rows) + per_page - 1) // per_page}")
+    _footer(writer, end)
     report.pdf = writer.bytes()
     return report
 

@@ -165,19 +165,21 @@ def _split_regions(line: Line, regions: Sequence[tuple[float, float]]) -> list[l
 
 
 def _note_date(report: LabReport, line: Line) -> None:
-    if report.collection_date_confidence >= 0.9:
-        return
-    found = find_date(line.text)
-    if found is None:
-        return
-    if _DATE_LABEL.search(line.text):
-        confidence = found[1]
-    elif _WEAK_DATE_LABEL.search(line.text):
-        confidence = min(found[1], 0.7)
-    else:
-        confidence = min(found[1], 0.5)
-    if confidence > report.collection_date_confidence:
-        report.collection_date, report.collection_date_confidence = found[0], confidence
+    """Keep the most trustworthy date: one right after a collection label beats one after a weak label
+    ("date"), which beats one printed without a label (a birth date, say)."""
+    texts = [cell.text for cell in line.cells]
+    for index, text in enumerate(texts):
+        if report.collection_date_confidence >= 0.9:
+            return
+        label = _DATE_LABEL.search(text) or _WEAK_DATE_LABEL.search(text)
+        if label is None:
+            found, ceiling = find_date(text, day_first=report.decimal_comma), 0.5
+        else:
+            after = " ".join([text[label.end() :], *texts[index + 1 : index + 2]])
+            found = find_date(after, day_first=report.decimal_comma)
+            ceiling = 1.0 if _DATE_LABEL.search(label.group(0)) else 0.7
+        if found is not None and min(found[1], ceiling) > report.collection_date_confidence:
+            report.collection_date, report.collection_date_confidence = found[0], min(found[1], ceiling)
 
 
 def _lab_name(lines: Sequence[Line], page: PageText) -> str:

@@ -247,8 +247,12 @@ def _valid(year: int, month: int, day: int) -> date | None:
     return found if 1900 <= year <= 2100 else None
 
 
-def find_date(text: str) -> tuple[date, float] | None:
-    """The first date printed in ``text`` and how sure the reading is."""
+def find_date(text: str, *, day_first: bool | None = None) -> tuple[date, float] | None:
+    """The first date printed in ``text`` and how sure the reading is.
+
+    ``day_first`` resolves slashed dates such as ``03/12/2025`` when the document's conventions are
+    known (decimal commas go with day-first dates); without it they read month first, less surely.
+    """
     for pattern, order, confidence in (
         (_ISO_DATE, (0, 1, 2), 0.95),
         (_DOT_DATE, (2, 1, 0), 0.95),
@@ -272,10 +276,10 @@ def find_date(text: str) -> tuple[date, float] | None:
     match = _SLASH_DATE.search(text)
     if match:
         first, second, year = (int(g) for g in match.groups())
-        if first > 12:
+        if first > 12 or (day_first and second <= 12):
             found = _valid(year, second, first)
             return (found, 0.9) if found else None
         found = _valid(year, first, second)
-        # Month first (US style) unless the day cannot be a month; ambiguous either way.
-        return (found, 0.9 if second > 12 else 0.75) if found else None
+        # Month first (US style) unless the day cannot be a month; ambiguous without conventions.
+        return (found, 0.9 if second > 12 or day_first is False else 0.75) if found else None
     return None
