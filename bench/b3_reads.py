@@ -1,7 +1,7 @@
 """B3: REST reads through Envoy + JWT against the FastAPI + uvicorn + asyncpg + PyJWT peer.
 
-The 30-day daily aggregate: one user's heart rate, one sample a minute for 30 days (43,200 rows,
-written by raw COPY before the arms run), read as day buckets — ingestion's
+The 30-day daily aggregate: one user's heart rate, one sample every five minutes for 30 days (8,640
+rows, a watch's background rate, written by raw COPY before the arms run), read as day buckets — ingestion's
 ``GET /v1/users/{id}/samples:queryBuckets`` through the gateway vs the peer's same route running
 ingestion's own bucket SQL (see :mod:`bench.peer`). The biomarker history: 60 panels written
 through biomarkers' ``CreatePanel`` (glucose, HbA1c and LDL, a week apart), then glucose's history,
@@ -32,7 +32,8 @@ from vitalis_runtime.embedded import free_port
 WINDOW_START = datetime(2025, 11, 1, tzinfo=UTC)
 DAYS = 30
 HEART_RATE_CODE = 1
-READ_CONCURRENCY = 8
+READ_CONCURRENCY = 4
+SAMPLE_EVERY_MINUTES = 5
 HISTORY_PANELS = 60
 DAILY_VITALIS, DAILY_PEER = "B3 daily aggregate: vitalis", "B3 daily aggregate: fastapi peer"
 HISTORY_VITALIS, HISTORY_PEER = "B3 biomarker history: vitalis", "B3 biomarker history: fastapi peer"
@@ -76,19 +77,19 @@ TARGETS = (
 
 
 async def seed_heart_rate(stack: Stack, user: BenchUser) -> None:
-    """One sample a minute for the window, COPY'd as the table owner (the read is what is measured)."""
-    minutes = DAYS * 24 * 60
+    """A sample every five minutes over the window, COPY'd as the table owner (the read is measured)."""
+    readings = DAYS * 24 * 60 // SAMPLE_EVERY_MINUTES
     records = [
         (
             user.user_id,
             HEART_RATE_CODE,
             "bench-seed",
-            WINDOW_START + timedelta(minutes=i),
-            WINDOW_START + timedelta(minutes=i),
+            WINDOW_START + timedelta(minutes=i * SAMPLE_EVERY_MINUTES),
+            WINDOW_START + timedelta(minutes=i * SAMPLE_EVERY_MINUTES),
             uuid.uuid4(),
             55.0 + (i * 7919) % 60,
         )
-        for i in range(minutes)
+        for i in range(readings)
     ]
     connection = await asyncpg.connect(stack.database_url)
     try:
