@@ -130,27 +130,28 @@ async def test_unmatched_results_wait_for_a_person_who_corrects_confirms_or_reje
         }
         assert set(pending) == {"Mystery Serum A", "Mystery Serum B"}
         corrected_biomarker = slug(report.rows[0].analyte)
-        response = await client.extraction.ReviewDocument(
-            extraction_service_pb2.ReviewDocumentRequest(
-                name=document.name,
-                reviews=[
-                    extraction_service_pb2.ExtractedMarkerReview(
-                        extracted_marker=pending["Mystery Serum A"].name,
-                        decision=extraction_service_pb2.REVIEW_DECISION_CORRECT,
-                        correction=extracted_marker_pb2.ExtractedMarker(biomarker=corrected_biomarker),
-                        correction_mask=field_mask_pb2.FieldMask(paths=["biomarker"]),
-                        etag=pending["Mystery Serum A"].etag,
-                    ),
-                    extraction_service_pb2.ExtractedMarkerReview(
-                        extracted_marker=pending["Mystery Serum B"].name,
-                        decision=extraction_service_pb2.REVIEW_DECISION_REJECT,
-                    ),
-                ],
-                request_id=str(uuid.uuid4()),
-            ),
-            metadata=client.auth(user),
+        review_request = extraction_service_pb2.ReviewDocumentRequest(
+            name=document.name,
+            reviews=[
+                extraction_service_pb2.ExtractedMarkerReview(
+                    extracted_marker=pending["Mystery Serum A"].name,
+                    decision=extraction_service_pb2.REVIEW_DECISION_CORRECT,
+                    correction=extracted_marker_pb2.ExtractedMarker(biomarker=corrected_biomarker),
+                    correction_mask=field_mask_pb2.FieldMask(paths=["biomarker"]),
+                    etag=pending["Mystery Serum A"].etag,
+                ),
+                extraction_service_pb2.ExtractedMarkerReview(
+                    extracted_marker=pending["Mystery Serum B"].name,
+                    decision=extraction_service_pb2.REVIEW_DECISION_REJECT,
+                ),
+            ],
+            request_id=str(uuid.uuid4()),
         )
+        response = await client.extraction.ReviewDocument(review_request, metadata=client.auth(user))
         assert response.document.parse_state == PARSE.PARSE_STATE_PARSED
+        replayed = await client.extraction.ReviewDocument(review_request, metadata=client.auth(user))
+        assert [m.name for m in replayed.extracted_markers] == [m.name for m in response.extracted_markers]
+        assert replayed.document.etag == response.document.etag
         assert response.document.review_pending_count == 0
         states = [m.review_state for m in response.extracted_markers]
         assert states == [REVIEW_STATE.REVIEW_STATE_CORRECTED, REVIEW_STATE.REVIEW_STATE_REJECTED]
