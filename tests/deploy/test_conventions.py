@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from vitalis_deploy.policy import check_policies
-from vitalis_deploy.render import find_kubectl
-from vitalis_deploy.schema import DEFAULT_KUBERNETES_VERSIONS
-from vitalis_deploy.validate import validate_overlay
+from vitalis_deploy.render import find_kubectl, render
 
 Objects = list[dict[str, Any]]
 
@@ -65,10 +63,6 @@ def test_real_overlay_with_a_deployment_not_spread_over_nodes_fails(k8s_copy: Pa
     assert text.count(node_spread) == 1
     manifest.write_text(text.replace(node_spread, "          topologyKey: topology.kubernetes.io/region\n"))
 
-    report = validate_overlay(
-        k8s_copy / "overlays" / "dev", kubectl=find_kubectl(), versions=DEFAULT_KUBERNETES_VERSIONS
-    )
+    findings = check_policies(render(k8s_copy / "overlays" / "dev", kubectl=find_kubectl()))
 
-    assert [(f.subject, f.rule) for f in report.findings] == [
-        ("Deployment/vitalis/ingestion", "topology-spread")
-    ]
+    assert [(f.subject, f.rule) for f in findings] == [("Deployment/vitalis/ingestion", "topology-spread")]

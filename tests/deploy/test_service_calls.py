@@ -9,9 +9,8 @@ import pytest
 
 from vitalis_deploy.flows import SERVICE_CALLS, SERVICES
 from vitalis_deploy.network import Endpoint, NetworkModel
+from vitalis_deploy.policy import check_policies
 from vitalis_deploy.render import find_kubectl, render
-from vitalis_deploy.schema import DEFAULT_KUBERNETES_VERSIONS
-from vitalis_deploy.validate import validate_overlay
 from vitalis_deploy.workloads import pod_workloads
 
 NAME = "app.kubernetes.io/name"
@@ -117,11 +116,9 @@ def test_an_extra_call_opened_on_both_sides_is_caught(k8s_copy: Path) -> None:
     _append_to_policy(policies / "ingress.yaml", "insights-ingress", peer.format(name="documents"))
     _append_to_policy(policies / "egress.yaml", "documents-egress", peer.format(name="insights"))
 
-    report = validate_overlay(
-        k8s_copy / "overlays" / "prod", kubectl=find_kubectl(), versions=DEFAULT_KUBERNETES_VERSIONS
-    )
+    findings = check_policies(render(k8s_copy / "overlays" / "prod", kubectl=find_kubectl()))
 
-    assert [str(f) for f in report.findings] == [
+    assert [str(f) for f in findings] == [
         "NetworkPolicy: [network-policy] Deployment/vitalis/documents -> Deployment/vitalis/insights "
         "port grpc/TCP must be blocked but is allowed (not a call any service makes)"
     ]
