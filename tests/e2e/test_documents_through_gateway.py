@@ -156,3 +156,15 @@ async def test_a_lab_report_pdf_becomes_a_panel_whose_markers_equal_the_ground_t
         return found or None
 
     assert await _until(insight, seconds=60)
+
+
+async def test_a_rest_upload_over_the_unary_limit_is_refused_with_a_clear_status(
+    gateway: httpx.AsyncClient,
+) -> None:
+    user = await sign_up(gateway)
+    big = b"%PDF-1.7\n" + bytes(9 * 1024 * 1024)
+    response = await upload(gateway, user, big, "application/pdf", "big.pdf")
+    assert response.status_code in {413, 429}, response.text
+    assert "larger than" in response.text or "too large" in response.text.lower(), response.text
+    listed = await gateway.get("/v1/users/me/documents", headers=user)
+    assert listed.json().get("documents", []) == []
