@@ -49,6 +49,7 @@ class _Batch:
     items: list[ImportItem]
     bytes_read: int
     done: bool
+    prepared: _Prepared
     failure: ImportFailure | None = None
 
 
@@ -62,16 +63,19 @@ class _Prepared:
 
 
 def _take(items: Iterator[ImportItem], reader: CountingReader, size: int) -> _Batch:
-    """Up to ``size`` items; a failure ends the batch, keeping the items read before it."""
+    """Up to ``size`` items, validated; a failure ends the batch, keeping the items read before it."""
     batch: list[ImportItem] = []
+    failure: ImportFailure | None = None
+    done = True
     try:
         for item in items:
             batch.append(item)
             if len(batch) >= size:
-                return _Batch(batch, reader.bytes_read, done=False)
-    except ImportFailure as failure:
-        return _Batch(batch, reader.bytes_read, done=True, failure=failure)
-    return _Batch(batch, reader.bytes_read, done=True)
+                done = False
+                break
+    except ImportFailure as error:
+        failure = error
+    return _Batch(batch, reader.bytes_read, done=done, prepared=_prepare(batch), failure=failure)
 
 
 class ImportRunner:
@@ -157,9 +161,13 @@ class ImportRunner:
             items = await loop.run_in_executor(worker, self._open_items, job, reader, stack)
             known_sources: set[str] = set()
             data_range: list[datetime | None] = [None, None]
+            # The next batch is parsed in the worker while this one is written.
+            upcoming = loop.run_in_executor(worker, _take, items, reader, self._batch_size)
             while True:
-                batch = await loop.run_in_executor(worker, _take, items, reader, self._batch_size)
-                await self._write(job, batch.items, counts, known_sources, data_range)
+                batch = await upcoming
+                if not batch.done:
+                    upcoming = loop.run_in_executor(worker, _take, items, reader, self._batch_size)
+                await self._write(job, batch, counts, known_sources, data_range)
                 async with self._db.transaction(user_id=job.user_id) as conn:
                     cancel = await self._jobs.progress(
                         conn,
@@ -171,6 +179,8 @@ class ImportRunner:
                 if batch.failure is not None:
                     raise batch.failure
                 if cancel:
+                    if not batch.done:
+                        await upcoming
                     return True
                 if batch.done:
                     return False
@@ -211,11 +221,12 @@ class ImportRunner:
     async def _write(
         self,
         job: ImportJob,
-        items: list[ImportItem],
+        batch: _Batch,
         counts: JobCounts,
         known_sources: set[str],
         data_range: list[datetime | None],
     ) -> None:
+        items = batch.items
         hints = {item.source.source_id: item.source for item in items if item.source and item.source.platform}
         new_hints = [hint for source_id, hint in hints.items() if source_id not in known_sources]
         if new_hints:
@@ -230,14 +241,12 @@ class ImportRunner:
                         app_id=hint.app_id,
                     )
             known_sources.update(hint.source_id for hint in new_hints)
-        named = {d.source_id for item in items for d in item.samples} | {
-            r.source_id for item in items for r in item.records
-        }
+        named = {row.source_id for row in batch.prepared.rows} | {r.source_id for r in batch.prepared.records}
         unchecked = sorted(named - known_sources)
         if unchecked:
             async with self._db.transaction(user_id=job.user_id, readonly=True) as conn:
                 known_sources.update(await self._sources.existing_source_ids(conn, job.user_id, unchecked))
-        prepared = _prepare(items, known_sources)
+        prepared = _known_sources_only(batch.prepared, items, known_sources)
         await self._samples.ensure_partitions(prepared.rows)
         async with self._db.transaction(user_id=job.user_id) as conn:
             result = await self._samples.write(conn, job.user_id, prepared.rows, import_job_id=job.job_id)
@@ -270,19 +279,41 @@ class ImportRunner:
                     )
 
 
-def _prepare(items: list[ImportItem], known_sources: set[str]) -> _Prepared:
+def _known_sources_only(prepared: _Prepared, items: list[ImportItem], known: set[str]) -> _Prepared:
+    """The prepared rows and records whose source exists; the others are rejected (UNKNOWN_SOURCE)."""
+    if all(row.source_id in known for row in prepared.rows) and all(
+        r.source_id in known for r in prepared.records
+    ):
+        return prepared
+    kept = _Prepared(first_rejection=dict(prepared.first_rejection))
+
+    def refuse(owner: int, source_id: str) -> None:
+        kept.first_rejection.setdefault(
+            owner, Rejection("UNKNOWN_SOURCE", f"source {source_id!r} does not exist", items[owner].location)
+        )
+
+    for row, owner in zip(prepared.rows, prepared.row_owner, strict=True):
+        if row.source_id in known:
+            kept.rows.append(row)
+            kept.row_owner.append(owner)
+        else:
+            refuse(owner, row.source_id)
+    for record, owner in zip(prepared.records, prepared.record_owner, strict=True):
+        if record.source_id in known:
+            kept.records.append(record)
+            kept.record_owner.append(owner)
+        else:
+            refuse(owner, record.source_id)
+    return kept
+
+
+def _prepare(items: list[ImportItem]) -> _Prepared:
     prepared = _Prepared()
     now = datetime.now(UTC)
     for index, item in enumerate(items):
         if item.rejection is not None:
             continue
         for draft in item.samples:
-            if draft.source_id not in known_sources:
-                prepared.first_rejection.setdefault(
-                    index,
-                    Rejection("UNKNOWN_SOURCE", f"source {draft.source_id!r} does not exist", item.location),
-                )
-                continue
             problems = contract_violations(draft, item.location)
             if problems:
                 first = problems[0]
@@ -301,12 +332,6 @@ def _prepare(items: list[ImportItem], known_sources: set[str]) -> _Prepared:
                 prepared.rows.append(outcome)
                 prepared.row_owner.append(index)
         for record in item.records:
-            if record.source_id not in known_sources:
-                prepared.first_rejection.setdefault(
-                    index,
-                    Rejection("UNKNOWN_SOURCE", f"source {record.source_id!r} does not exist", item.location),
-                )
-                continue
             prepared.records.append(record)
             prepared.record_owner.append(index)
     return prepared
