@@ -164,3 +164,9 @@ async def platform(test_servers: TestServers) -> AsyncIterator[Platform]:
                     await hook()
                 await deps.redis.aclose()
                 await deps.db.close()
+
+
+@pytest.fixture(scope="session")
+async def someone(platform: Platform) -> Person:
+    """One user shared by the tests that store nothing (dictionary reads, evaluations, refusals)."""
+    return await platform.person()

@@ -161,8 +161,8 @@ async def test_body_composition_scan_lifecycle(platform: Any) -> None:
     ],
     ids=["no-method", "percentage", "future"],
 )
-async def test_invalid_scans_are_refused(platform: Any, change: dict[str, Any]) -> None:
-    person = await platform.person()
+async def test_invalid_scans_are_refused(platform: Any, someone: Any, change: dict[str, Any]) -> None:
+    person = someone
     scan = dexa()
     for key, value in change.items():
         if isinstance(value, datetime):

@@ -90,8 +90,8 @@ async def list_scores(platform: Any, person: Any, **extra: Any) -> list[score_pb
     return list(response.scores)
 
 
-async def test_formulas_are_listed_with_versions_and_coefficient_sets(platform: Any) -> None:
-    person = await platform.person()
+async def test_formulas_are_listed_with_versions_and_coefficient_sets(platform: Any, someone: Any) -> None:
+    person = someone
     listed = await scores(platform).ListScoreFormulas(
         score_service_pb2.ListScoreFormulasRequest(), metadata=person.auth
     )
@@ -150,9 +150,9 @@ def evaluation_request(
     [("levine-2018-rounded-0.090165", 26.41), ("levine-2018-rounded-0.09165", 28.28), ("", 26.35)],
 )
 async def test_evaluate_reproduces_the_published_vector(
-    platform: Any, coefficient_set: str, expected: float
+    platform: Any, someone: Any, coefficient_set: str, expected: float
 ) -> None:
-    person = await platform.person()
+    person = someone
     result = await scores(platform).EvaluateScoreFormula(
         evaluation_request(coefficient_set), metadata=person.auth
     )
@@ -161,8 +161,8 @@ async def test_evaluate_reproduces_the_published_vector(
     assert result.intermediates["xb"] < 0
 
 
-async def test_evaluate_refuses_undefined_and_incomplete_inputs(platform: Any) -> None:
-    person = await platform.person()
+async def test_evaluate_refuses_undefined_and_incomplete_inputs(platform: Any, someone: Any) -> None:
+    person = someone
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await scores(platform).EvaluateScoreFormula(evaluation_request("", crp=0), metadata=person.auth)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
