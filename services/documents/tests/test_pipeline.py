@@ -32,6 +32,7 @@ from vitalis.documents.v1 import (
 from vitalis_documents.extraction_bench.catalog import ANALYTES
 from vitalis_documents.extraction_bench.corpus import LAYOUTS, GeneratedReport, generate_report
 from vitalis_documents.parsing.report_reader import tesseract_available
+from vitalis_documents.pipeline import MAX_ATTEMPTS
 from vitalis_documents.storage.base import ObjectStorage
 
 REVIEW_STATE = extracted_marker_pb2.ReviewState
@@ -387,6 +388,44 @@ async def test_a_parse_is_retried_when_biomarkers_is_unreachable(
             await admin.close()
         done = await parsed(client, user, document.name)
         assert done.parse_state == PARSE.PARSE_STATE_PARSED
+
+
+async def test_a_parse_that_keeps_failing_is_given_up_with_a_reason(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any], migrated: Any
+) -> None:
+    fake = FakeBiomarkers(unavailable=True)
+    async with start_client(disk_storage, biomarkers=fake) as client:
+        user = uuid.uuid4()
+        document = await upload(client, user, generate_report("table", 6).pdf)
+        admin = await asyncpg.connect(migrated.admin_url)
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                with pytest.raises(Exception, match="down"):
+                    await client.app.pipeline.drain()
+                await admin.execute(
+                    "UPDATE documents.parse_jobs SET lease_until = now() - interval '1 second'"
+                )
+        finally:
+            await admin.close()
+        done = await parsed(client, user, document.name)
+        assert done.parse_state == PARSE.PARSE_STATE_FAILED
+        assert done.parse_state_reason == PARSE.PARSE_STATE_REASON_INTERNAL_ERROR
+        assert f"{MAX_ATTEMPTS} attempts" in done.parse_state_message
+
+
+@pytest.mark.skipif(tesseract_available(), reason="this machine has an OCR engine")
+async def test_an_image_of_a_report_needs_review_when_no_ocr_is_installed(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any]
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    async with start_client(disk_storage, biomarkers=FakeBiomarkers()) as client:
+        user = uuid.uuid4()
+        document = await upload(client, user, png)
+        assert document.content_type == "image/png"
+        assert document.kind == PARSE.DOCUMENT_KIND_LAB_REPORT
+        done = await parsed(client, user, document.name)
+        assert done.parse_state == PARSE.PARSE_STATE_NEEDS_REVIEW
+        assert done.parse_state_reason == PARSE.PARSE_STATE_REASON_NO_TEXT_LAYER
 
 
 def test_the_benchmark_catalog_has_unique_analytes() -> None:

@@ -52,6 +52,7 @@ from vitalis_runtime.mailbox import KeyedMailbox, advisory_lock
 
 logger = logging.getLogger(__name__)
 COPY_CHUNK_BYTES = 1024 * 1024
+MAX_ATTEMPTS = 5
 
 
 def collection_time(day: date) -> datetime:
@@ -148,9 +149,25 @@ class ParsePipeline:
             job = await self._store.claim_parse(conn, lease_seconds=self._lease_seconds)
         if job is None:
             return False
-        user_id, document_id, _ = job
-        await self.mailbox.submit(document_id, lambda: self.parse_document(user_id, document_id))
+        user_id, document_id, attempts = job
+        if attempts > MAX_ATTEMPTS:
+            await self.mailbox.submit(document_id, lambda: self._give_up(user_id, document_id, attempts - 1))
+        else:
+            await self.mailbox.submit(document_id, lambda: self.parse_document(user_id, document_id))
         return True
+
+    async def _give_up(self, user_id: uuid.UUID, document_id: uuid.UUID, attempts: int) -> None:
+        """A document whose parse kept failing outside the parser is failed, not retried for ever."""
+        document = await self._begin(user_id, document_id)
+        if document is not None:
+            await self._fail(
+                document,
+                ParseFailure(
+                    ParseStateReason.INTERNAL_ERROR,
+                    f"The parse could not be completed after {attempts} attempts; re-parse the document"
+                    " later.",
+                ),
+            )
 
     async def drain(self) -> int:
         """Parse until the queue has nothing due; return how many jobs ran (for tests and tools)."""
