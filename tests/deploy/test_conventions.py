@@ -66,3 +66,61 @@ def test_real_overlay_with_a_deployment_not_spread_over_nodes_fails(k8s_copy: Pa
     findings = check_policies(render(k8s_copy / "overlays" / "dev", kubectl=find_kubectl()))
 
     assert [(f.subject, f.rule) for f in findings] == [("Deployment/vitalis/ingestion", "topology-spread")]
+
+
+def _with_metrics_port(objects: Objects, find_object: Any) -> None:
+    find_object(objects, "Service")["spec"]["ports"].append(
+        {"name": "metrics", "port": 9464, "targetPort": "metrics"}
+    )
+    _pod_spec(objects, find_object)["containers"][0]["ports"].append(
+        {"name": "metrics", "containerPort": 9464}
+    )
+
+
+def _monitor(name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": name, "namespace": "demo", "labels": {"app.kubernetes.io/part-of": "demo"}},
+        "spec": {"selector": {"matchLabels": selector}, "endpoints": [{"port": "metrics"}]},
+    }
+
+
+def test_metrics_port_no_service_monitor_scrapes_is_caught(hardened_app: Objects, find_object: Any) -> None:
+    _with_metrics_port(hardened_app, find_object)
+    other = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "other",
+            "namespace": "demo",
+            "labels": {"app.kubernetes.io/part-of": "demo", "app": "other"},
+        },
+        "spec": {
+            "selector": find_object(hardened_app, "Service")["spec"]["selector"],
+            "ports": [{"name": "metrics", "port": 9464, "targetPort": "metrics"}],
+        },
+    }
+    hardened_app += [other, _monitor("other", {"app": "other"})]
+
+    findings = check_policies(hardened_app)
+
+    assert [(f.subject, f.rule) for f in findings] == [("Service/demo/demo", "monitoring")]
+
+
+def test_metrics_ports_need_no_monitor_where_none_is_rendered(
+    hardened_app: Objects, find_object: Any
+) -> None:
+    _with_metrics_port(hardened_app, find_object)
+
+    assert check_policies(hardened_app) == []
+
+
+def test_real_prod_overlay_without_the_gateway_monitor_fails(k8s_copy: Path) -> None:
+    monitors = k8s_copy / "components" / "service-monitors" / "service-monitors.yaml"
+    text = monitors.read_text()
+    monitors.write_text(text[: text.index("---\n")])
+
+    findings = check_policies(render(k8s_copy / "overlays" / "prod", kubectl=find_kubectl()))
+
+    assert [(f.subject, f.rule) for f in findings] == [("Service/vitalis/gateway", "monitoring")]
