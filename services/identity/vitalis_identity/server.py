@@ -134,7 +134,11 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
             refresh_token_ttl=timedelta(days=settings.refresh_token_ttl_days),
             session_ttl=timedelta(days=settings.session_ttl_days),
         ),
-        throttle=RedisSignInThrottle(deps.redis),
+        throttle=RedisSignInThrottle(
+            deps.redis,
+            max_failures=settings.sign_in_max_failures,
+            window=timedelta(seconds=settings.sign_in_failure_window_seconds),
+        ),
     )
     sharing = Sharing(db, audit)
     local_data = IdentityUserData(db)

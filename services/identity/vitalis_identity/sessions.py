@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,8 +38,10 @@ class Sessions:
     async def revoke(self, user_id: uuid.UUID, session_id: uuid.UUID) -> Session:
         """Revoke a session; an ended one is returned unchanged."""
         async with self._db.transaction(user_id=user_id) as conn:
-            await self._store.revoke_session(conn, user_id, session_id, RevokeReason.USER_REVOKED.value)
             found = await self._store.get_session(conn, user_id, session_id)
+            if found is not None and found.state(datetime.now(UTC)) == "active":
+                await self._store.revoke_session(conn, user_id, session_id, RevokeReason.USER_REVOKED.value)
+                found = await self._store.get_session(conn, user_id, session_id)
         if found is None:
             raise session_not_found(f"users/{user_id}/sessions/{session_id}")
         return found

@@ -45,3 +45,9 @@ class IdentitySettings(ServiceSettings):
         description="Provision a user on the first request of an unknown external subject "
         "(VITALIS_OIDC_PROVISION_ON_FIRST_USE).",
     )
+    sign_in_max_failures: int = Field(
+        default=10, ge=1, le=1000, description="Failed sign-ins per e-mail address before RESOURCE_EXHAUSTED."
+    )
+    sign_in_failure_window_seconds: int = Field(
+        default=900, ge=1, le=86400, description="How long failed sign-ins are remembered."
+    )
