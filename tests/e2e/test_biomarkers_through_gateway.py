@@ -117,6 +117,9 @@ async def test_panels_history_and_isolation_over_rest(gateway: httpx.AsyncClient
     )
     assert history.status_code == 200, history.text
     assert [round(m["canonicalValue"]) for m in history.json()["markers"]] == [90, 110]
+    one = await gateway.get(f"/v1/{first['markers'][0]['name']}", headers=h)
+    assert one.status_code == 200
+    assert one.json()["flag"] == "MARKER_FLAG_NORMAL"
     patched = await gateway.patch(
         f"/v1/{first['name']}",
         params={"updateMask": "displayName"},
@@ -178,6 +181,9 @@ async def test_scores_over_rest(gateway: httpx.AsyncClient) -> None:
     assert evaluated.json()["value"] == pytest.approx(26.41, abs=0.01)
     formulas = (await gateway.get("/v1/scoreFormulas", headers=h)).json()["scoreFormulas"]
     assert "scoreFormulas/egfr-ckd-epi-2021" in {f["name"] for f in formulas}
+    phenoage = await gateway.get("/v1/scoreFormulas/phenoage", headers=h)
+    assert phenoage.status_code == 200, phenoage.text
+    assert phenoage.json()["versions"][0]["defaultCoefficientSet"] == "levine-2018-full-0.090165"
     await create_panel(gateway, person, [marker(*row) for row in PHENOAGE_MARKERS])
     scores = (
         await gateway.get("/v1/users/me/scores", params={"formula": "scoreFormulas/phenoage"}, headers=h)
@@ -213,6 +219,17 @@ async def test_body_composition_and_epigenetic_tests_over_rest(gateway: httpx.As
     assert scan.status_code == 200, scan.text
     listed = (await gateway.get("/v1/users/me/bodyCompositionScans", headers=h)).json()
     assert [s["name"] for s in listed["bodyCompositionScans"]] == [scan.json()["name"]]
+    fetched = await gateway.get(f"/v1/{scan.json()['name']}", headers=h)
+    assert fetched.status_code == 200
+    assert fetched.json()["boneDensities"][0]["tScore"] == pytest.approx(-1.2)
+    changed = await gateway.patch(
+        f"/v1/{scan.json()['name']}",
+        params={"updateMask": "fatMassKg"},
+        headers=h,
+        json={"fatMassKg": 17.9, "etag": scan.json()["etag"]},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["fatMassKg"] == pytest.approx(17.9)
     test = await gateway.post(
         "/v1/users/me/epigeneticTests",
         headers=h,
@@ -228,6 +245,12 @@ async def test_body_composition_and_epigenetic_tests_over_rest(gateway: httpx.As
     )
     assert patched.status_code == 200
     assert patched.json()["paceOfAging"] == pytest.approx(0.88)
+    assert (await gateway.get(f"/v1/{test.json()['name']}", headers=h)).json()[
+        "paceOfAging"
+    ] == pytest.approx(0.88)
+    tests = (await gateway.get("/v1/users/me/epigeneticTests", headers=h)).json()["epigeneticTests"]
+    assert [t["name"] for t in tests] == [test.json()["name"]]
+    assert (await gateway.delete(f"/v1/{test.json()['name']}", headers=h)).status_code == 200
     assert (await gateway.delete(f"/v1/{scan.json()['name']}", headers=h)).status_code == 200
 
 
