@@ -10,15 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
-from vitalis_cli.testing import SignedUpUser, sign_up
+from vitalis_cli.platform import Platform
+from vitalis_cli.testing import SignedUpUser, running_platform, sign_up
+from vitalis_runtime import testing as runtime_testing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+async def platform(
+    test_servers: runtime_testing.TestServers, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platform]:
+    """A platform of this module's own, its events in a Redis database no other platform uses.
+
+    Event stream keys are the same in every platform, so platforms started concurrently against one
+    Redis database would consume each other's events.
+    """
+    parts = urlsplit(test_servers.redis_url)
+    database = random.randint(1, 15)
+    redis_url = (
+        urlunsplit(parts._replace(path=f"/{database}"))
+        if parts.scheme.startswith("redis")
+        else parts.geturl()
+    )
+    isolated = runtime_testing.TestServers(database_url=test_servers.database_url, redis_url=redis_url)
+    async with running_platform(isolated, Path(tmp_path_factory.mktemp("insights-platform"))) as running:
+        yield running
 
 
 class Watch:
@@ -93,6 +120,8 @@ async def test_an_out_of_range_ldl_panel_reaches_an_open_watch_through_the_gatew
         assert insight["evidence"][0]["resource"] == panel
         assert insight["evidence"][1]["resource"].startswith(f"{panel}/markers/")
         assert insight["observed"] == {"value": 190, "unit": "mg/dL"}
+        assert insight["title"] == "LDL cholesterol, direct above range"
+        assert "190 mg/dL" in insight["summary"]
         assert arrival - written < 1.0
 
         listed = await gateway.get("/v1/users/me/insights", headers=user.headers)

@@ -155,13 +155,17 @@ class InsightsEngine:
             message = event.unpack(biomarker_events.PanelUpdated)
         collection_time = message.collection_time.ToDatetime(UTC)
         readings: dict[str, tuple[str, MarkerReading]] = {}
+        names: dict[str, str] = {}
         if self._biomarkers is not None:
             readings = await self._biomarkers.panel_readings(user_id, message.panel)
+            flagged_biomarkers = sorted({marker.biomarker for marker in message.flagged_markers})
+            names = await self._biomarkers.display_names(user_id, flagged_biomarkers)
         findings = flagged_marker_findings(
             panel=message.panel,
             collection_time=collection_time,
             flagged=[FlaggedMarker(m.marker, m.biomarker, m.flag) for m in message.flagged_markers],
             readings={marker: reading for marker, (_, reading) in readings.items()},
+            names=names,
         )
         values = [
             SeriesValue(f"biomarker:{biomarker}", collection_time, reading.value, reading.unit, marker)

@@ -14,6 +14,8 @@ import grpc
 import grpc.aio
 
 from vitalis.biomarkers.v1 import (
+    dictionary_service_pb2,
+    dictionary_service_pb2_grpc,
     panel_service_pb2,
     panel_service_pb2_grpc,
     score_service_pb2,
@@ -76,6 +78,10 @@ class BiomarkerReader(Protocol):
 
     async def marker_history(self, user_id: uuid.UUID, biomarker: str) -> list[SeriesValue]:
         """Every marker of the biomarker the user has, in canonical units."""
+        ...
+
+    async def display_names(self, user_id: uuid.UUID, biomarkers: list[str]) -> dict[str, str]:
+        """The dictionary's display name of each biomarker it knows."""
         ...
 
 
@@ -180,6 +186,8 @@ class GrpcBiomarkerReader:
 
     def __init__(self, channel: grpc.aio.Channel, credentials: ServiceCredentials) -> None:
         self._panels = panel_service_pb2_grpc.PanelServiceStub(channel)
+        self._dictionary = dictionary_service_pb2_grpc.DictionaryServiceStub(channel)
+        self._names: dict[str, str] = {}
         self._scores = score_service_pb2_grpc.ScoreServiceStub(channel)
         self._credentials = credentials
 
@@ -208,6 +216,22 @@ class GrpcBiomarkerReader:
                 ),
             )
         return readings
+
+    async def display_names(self, user_id: uuid.UUID, biomarkers: list[str]) -> dict[str, str]:
+        """DictionaryService.GetBiomarker, remembered (the dictionary changes with releases only)."""
+        for biomarker in biomarkers:
+            if biomarker in self._names:
+                continue
+            try:
+                found = await self._dictionary.GetBiomarker(
+                    dictionary_service_pb2.GetBiomarkerRequest(name=biomarker),
+                    metadata=self._credentials.metadata(user_id),
+                    timeout=CALL_TIMEOUT,
+                )
+            except grpc.aio.AioRpcError:
+                continue
+            self._names[biomarker] = found.display_name
+        return {biomarker: self._names[biomarker] for biomarker in biomarkers if biomarker in self._names}
 
     async def marker_history(self, user_id: uuid.UUID, biomarker: str) -> list[SeriesValue]:
         """ListMarkers of the biomarker across the user's panels, page by page."""

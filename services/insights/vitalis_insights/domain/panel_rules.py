@@ -40,8 +40,8 @@ class MarkerReading:
     range_high: float | None
 
 
-def _label(biomarker: str) -> str:
-    return biomarker.removeprefix("biomarkers/").replace("-", " ")
+def _label(biomarker: str, names: Mapping[str, str]) -> str:
+    return names.get(biomarker) or biomarker.removeprefix("biomarkers/").replace("-", " ")
 
 
 def flagged_marker_findings(
@@ -50,6 +50,7 @@ def flagged_marker_findings(
     collection_time: datetime,
     flagged: Sequence[FlaggedMarker],
     readings: Mapping[str, MarkerReading],
+    names: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """One finding per flagged marker; the panel and the marker are its evidence."""
     findings: list[Finding] = []
@@ -58,7 +59,7 @@ def flagged_marker_findings(
             continue
         critical = marker.flag in _CRITICAL_FLAGS
         rule = BIOMARKER_CRITICAL if critical else BIOMARKER_OUT_OF_RANGE
-        label = _label(marker.biomarker)
+        label = _label(marker.biomarker, names or {})
         direction = "above" if marker.flag in _HIGH_FLAGS else "below"
         reading = readings.get(marker.marker)
         day = collection_time.date().isoformat()
@@ -76,7 +77,7 @@ def flagged_marker_findings(
             Finding(
                 rule=rule,
                 severity=CRITICAL if critical else WARNING,
-                title=f"{label.capitalize()} {'critically ' if critical else ''}{direction} range",
+                title=f"{label[:1].upper()}{label[1:]} {'critically ' if critical else ''}{direction} range",
                 summary=summary,
                 dedupe_key=f"{rule.id}:{marker.marker}",
                 evidence=(
