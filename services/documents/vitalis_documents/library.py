@@ -434,6 +434,11 @@ class DocumentLibrary:
     async def purge(self, user_id: uuid.UUID, document_id: uuid.UUID) -> bool:
         """Remove a soft-deleted document whose time has come, with its bytes; return whether it was."""
         async with self._db.transaction(user_id=user_id) as conn:
+            found = await self._store.get_document(conn, user_id, document_id)
+            if found is not None:
+                # The content lock first, as uploads take it: an upload of the same bytes can neither
+                # slip between the two deletes nor deadlock with them.
+                await advisory_lock(conn, f"documents.content:{user_id}:{found.sha256}")
             document = await self._store.get_document(conn, user_id, document_id, for_update=True)
             await self._store.schedule_purge(conn, user_id, document_id, None)
             if document is None or document.expire_time is None or document.expire_time > datetime.now(UTC):
@@ -441,7 +446,7 @@ class DocumentLibrary:
             await self._store.delete_document_row(conn, user_id, document_id)
             await self._store.finish_parse(conn, document_id)
             await self.emit(conn, user_id, events.document_purged(document))
-        await self._storage.delete(document.storage_key)
+            await self._storage.delete(document.storage_key)
         return True
 
     async def purge_due(self, *, limit: int = 100) -> int:
