@@ -97,7 +97,9 @@ def flagged_marker_findings(
                 series_key=f"biomarker:{marker.biomarker}",
                 observed=None if reading is None else (reading.value, reading.unit),
                 expected_range=(
-                    None if reading is None else (reading.range_low, reading.range_high, reading.unit)
+                    None
+                    if reading is None or (reading.range_low is None and reading.range_high is None)
+                    else (reading.range_low, reading.range_high, reading.unit)
                 ),
                 period=(collection_time, collection_time),
                 raise_alert=rule.alerts,
