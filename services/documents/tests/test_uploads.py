@@ -244,3 +244,25 @@ async def test_uploading_into_another_users_collection_is_not_found(
                 upload_messages(f"users/{uuid.uuid4()}", CSV), metadata=client.auth(uuid.uuid4())
             )
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_concurrent_uploads_of_the_same_bytes_make_one_document(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any]
+) -> None:
+    import asyncio
+
+    async with start_client(disk_storage) as client:
+        user = uuid.uuid4()
+        results = await asyncio.gather(
+            *(
+                client.documents.UploadDocument(
+                    upload_messages("users/me", PDF, chunk=512), metadata=client.auth(user)
+                )
+                for _ in range(8)
+            )
+        )
+        assert len({document.name for document in results}) == 1
+        listed = await client.documents.ListDocuments(
+            document_service_pb2.ListDocumentsRequest(parent="users/me"), metadata=client.auth(user)
+        )
+        assert len(listed.documents) == 1
