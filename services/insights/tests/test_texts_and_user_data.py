@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
+from vitalis.identity.v1 import consent_pb2, consent_service_pb2, consent_service_pb2_grpc
 from vitalis.insights.v1 import (
     coach_service_pb2,
     coach_service_pb2_grpc,
@@ -24,7 +25,10 @@ from vitalis.insights.v1 import (
     user_data_service_pb2,
     user_data_service_pb2_grpc,
 )
-from vitalis_runtime.service_auth import ServiceCredentials
+from vitalis_runtime.auth import current_principal
+from vitalis_runtime.errors import NotFound
+from vitalis_runtime.service_auth import ServiceCredentials, ServiceTokenVerifier
+from vitalis_runtime.testing_grpc import running_server
 
 from .conftest import SERVICE_SECRET, Platform, bearer, eventually, running_insights
 from .test_engine_acceptance import ldl_panel
@@ -33,6 +37,41 @@ from .test_goals_and_analysis import publish_nights
 pytestmark = pytest.mark.timeout(90)
 
 FRAGMENTS = ["Your resting ", "heart rate averaged ", "58 /min", " this week."]
+
+
+class StandInConsents(consent_service_pb2_grpc.ConsentServiceServicer):
+    """identity's ConsentService.GetConsent over the users a test lets consent."""
+
+    def __init__(self, consenting: set[uuid.UUID]) -> None:
+        self._consenting = consenting
+
+    async def GetConsent(
+        self, request: consent_service_pb2.GetConsentRequest, context: object
+    ) -> consent_pb2.Consent:
+        """Granted for consenting users, NOT_FOUND for the others (never given)."""
+        user_id = current_principal().user_id
+        if (
+            request.name != f"users/{user_id}/consents/language-model-processing"
+            or user_id not in self._consenting
+        ):
+            raise NotFound(f"{request.name!r} was not found")
+        return consent_pb2.Consent(name=request.name, state=consent_pb2.CONSENT_STATE_GRANTED)
+
+
+@pytest.fixture
+async def identity() -> AsyncIterator[tuple[str, set[uuid.UUID]]]:
+    consenting: set[uuid.UUID] = set()
+
+    def register(server: grpc.aio.Server) -> None:
+        consent_service_pb2_grpc.add_ConsentServiceServicer_to_server(StandInConsents(consenting), server)
+
+    async with running_server(
+        service_name="identity",
+        register=register,
+        service_names=["vitalis.identity.v1.ConsentService"],
+        verifier=ServiceTokenVerifier(SERVICE_SECRET),
+    ) as server:
+        yield server.target, consenting
 
 
 @asynccontextmanager
@@ -110,11 +149,19 @@ async def test_weekly_narrative_from_templates_quotes_the_users_numbers(platform
         assert narrative.name in [item.name for item in listed.narratives]
 
 
-async def test_coach_streams_an_answer_from_an_openai_compatible_endpoint(platform: Platform) -> None:
+async def test_coach_streams_an_answer_from_an_openai_compatible_endpoint(
+    platform: Platform, identity: tuple[str, set[uuid.UUID]]
+) -> None:
     user_id = uuid.uuid4()
+    identity[1].add(user_id)
     requests: list[dict[str, Any]] = []
     async with openai_compatible_server(requests) as base_url:
-        settings = platform.settings(llm_base_url=base_url, llm_api_key="sk-local", llm_model="local-model")
+        settings = platform.settings(
+            llm_base_url=base_url,
+            llm_api_key="sk-local",
+            llm_model="local-model",
+            identity_target=identity[0],
+        )
         async with running_insights(platform, settings) as insights:
             me = bearer(platform, user_id)
             await publish_nights(platform, user_id, [58, 58, 58], [480, 480, 480])
@@ -163,9 +210,12 @@ async def test_coach_streams_an_answer_from_an_openai_compatible_endpoint(platfo
             assert private.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_coach_provider_unreachable_is_unavailable(platform: Platform) -> None:
+async def test_coach_provider_unreachable_is_unavailable(
+    platform: Platform, identity: tuple[str, set[uuid.UUID]]
+) -> None:
     user_id = uuid.uuid4()
-    settings = platform.settings(llm_base_url="http://127.0.0.1:9/v1")
+    identity[1].add(user_id)
+    settings = platform.settings(llm_base_url="http://127.0.0.1:9/v1", identity_target=identity[0])
     async with running_insights(platform, settings) as insights:
         me = bearer(platform, user_id)
         stub = coach_service_pb2_grpc.CoachServiceStub(insights.channel)
@@ -263,3 +313,25 @@ async def test_the_first_data_of_a_new_week_writes_last_weeks_summary_once(platf
         assert narrative.period.start_time.ToDatetime().date() == monday - timedelta(days=7)
         heart = next(fact for fact in narrative.facts if fact.label == "Average resting heart rate")
         assert len(heart.evidence) == 7
+
+
+async def test_without_consent_the_model_is_never_sent_the_users_data(
+    platform: Platform, identity: tuple[str, set[uuid.UUID]]
+) -> None:
+    user_id = uuid.uuid4()
+    requests: list[dict[str, Any]] = []
+    async with openai_compatible_server(requests) as base_url:
+        settings = platform.settings(llm_base_url=base_url, identity_target=identity[0])
+        async with running_insights(platform, settings) as insights:
+            await publish_nights(platform, user_id, [58, 59, 60], [480, 470, 460])
+            narrative = await narrative_service_pb2_grpc.NarrativeServiceStub(
+                insights.channel
+            ).GenerateNarrative(
+                narrative_service_pb2.GenerateNarrativeRequest(
+                    parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY
+                ),
+                metadata=bearer(platform, user_id),
+            )
+    assert narrative.generator.provider == "template"
+    assert "59 /min" in narrative.body
+    assert requests == []

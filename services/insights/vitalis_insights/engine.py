@@ -137,7 +137,7 @@ class InsightsEngine:
         if not facts:
             return
         try:
-            text = await self._narrator.compose(kind, start, end, facts)
+            text = await self._narrator.compose(user_id, kind, start, end, facts)
         except errors.Unavailable:
             logger.warning(
                 "the weekly summary of %s could not be written: the text provider is unavailable", user_id

@@ -14,7 +14,7 @@ import asyncpg
 from google.protobuf import json_format
 
 from vitalis.insights.v1 import events_pb2, narrative_pb2
-from vitalis_insights.adapters.text_provider import TextProvider
+from vitalis_insights.adapters.text_provider import TextProviders
 from vitalis_insights.facts import facts_text
 from vitalis_insights.store.insights import PRODUCER, SCHEMA
 from vitalis_runtime.outbox import add_to_outbox
@@ -34,20 +34,26 @@ TITLES: Final = {
 class Narrator:
     """Words a set of facts with the configured provider and stores the narrative."""
 
-    def __init__(self, provider: TextProvider) -> None:
-        self._provider = provider
+    def __init__(self, providers: TextProviders) -> None:
+        self._providers = providers
 
     async def compose(
-        self, kind: int, start: datetime, end: datetime, facts: list[narrative_pb2.GroundedFact]
+        self,
+        user_id: uuid.UUID,
+        kind: int,
+        start: datetime,
+        end: datetime,
+        facts: list[narrative_pb2.GroundedFact],
     ) -> tuple[str, str, narrative_pb2.TextGenerator]:
         """Title, Markdown body and generator of a narrative about ``facts``."""
+        provider = await self._providers.for_user(user_id)
         title = f"{TITLES[kind]}: {start.date().isoformat()} to {end.date().isoformat()}"  # type: ignore[index]
         template = f"## {title}\n\n{facts_text(facts)}"
         body = "".join(
-            [fragment async for fragment in self._provider.stream(INSTRUCTIONS, facts_text(facts), template)]
+            [fragment async for fragment in provider.stream(INSTRUCTIONS, facts_text(facts), template)]
         )
         generator = narrative_pb2.TextGenerator(
-            provider=self._provider.name, model=self._provider.model, prompt_version=PROMPT_VERSION
+            provider=provider.name, model=provider.model, prompt_version=PROMPT_VERSION
         )
         return title, body, generator
 

@@ -29,7 +29,7 @@ from vitalis.insights.v1 import (
 )
 from vitalis_client import create_channel
 from vitalis_insights.adapters.readers import GrpcBiomarkerReader, GrpcIngestionReader
-from vitalis_insights.adapters.text_provider import provider_from_settings
+from vitalis_insights.adapters.text_provider import GrpcConsentChecker, TextProviders, model_from_settings
 from vitalis_insights.api.alerts import AlertServicer
 from vitalis_insights.api.analysis import AnalysisServicer
 from vitalis_insights.api.coach import CoachServicer
@@ -87,8 +87,14 @@ async def create_insights_server(
 
     ingestion_channel = channel_to(settings.ingestion_target)
     biomarkers_channel = channel_to(settings.biomarkers_target)
-    provider = provider_from_settings(settings)
-    narrator = Narrator(provider)
+    identity_channel = channel_to(settings.identity_target)
+    providers = TextProviders(
+        model_from_settings(settings),
+        GrpcConsentChecker(identity_channel, credentials)
+        if identity_channel is not None and credentials is not None
+        else None,
+    )
+    narrator = Narrator(providers)
     engine = InsightsEngine(
         narrator=narrator,
         ingestion=(
@@ -102,7 +108,6 @@ async def create_insights_server(
             else None
         ),
     )
-    identity_channel = channel_to(settings.identity_target)
     access = ReadAccess(
         RemoteShareGrantChecker(identity_channel, credentials)
         if identity_channel is not None and credentials is not None
@@ -132,7 +137,7 @@ async def create_insights_server(
             NarrativeServicer(deps.db, tokens, narrator, access), server
         )
         coach_service_pb2_grpc.add_CoachServiceServicer_to_server(
-            CoachServicer(deps.db, tokens, provider), server
+            CoachServicer(deps.db, tokens, providers), server
         )
         user_data_service_pb2_grpc.add_UserDataServiceServicer_to_server(
             UserDataServicer(deps.db, deps.redis, notifier), server

@@ -14,7 +14,7 @@ from google.protobuf import empty_pb2, json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.insights.v1 import coach_service_pb2, coach_service_pb2_grpc, conversation_pb2, narrative_pb2
-from vitalis_insights.adapters.text_provider import TextProvider
+from vitalis_insights.adapters.text_provider import TextProvider, TextProviders
 from vitalis_insights.api.names import not_found, parse_request_id, resolve_parent, resolve_uuid_child
 from vitalis_insights.facts import facts_text, gather_facts
 from vitalis_runtime.db import Database
@@ -69,10 +69,10 @@ def message_to_proto(row: asyncpg.Record) -> conversation_pb2.Message:
 class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
     """Private conversations with the coach."""
 
-    def __init__(self, db: Database, tokens: PageTokens, provider: TextProvider) -> None:
+    def __init__(self, db: Database, tokens: PageTokens, providers: TextProviders) -> None:
         self._db = db
         self._tokens = tokens
-        self._provider = provider
+        self._providers = providers
         self._queues: dict[asyncio.Task[asyncpg.Record], asyncio.Queue[str | None]] = {}
 
     async def CreateConversation(
@@ -218,6 +218,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         if not 1 <= len(request.text) <= 4000:
             raise InvalidArgument.for_field("text", "must be 1 to 4000 characters")
         request_id = parse_request_id(request.request_id)
+        provider = await self._providers.for_user(user_id)
         async with self._db.transaction(user_id=user_id) as conn:
             conversation = await self._get(conn, request.parent)
             if request_id is not None:
@@ -261,7 +262,13 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         # The answer is completed and stored even if the client goes away mid-stream.
         writer = asyncio.create_task(
             self._write_answer(
-                user_id, conversation_id, prompt=prompt, template=template, facts=facts, request_id=request_id
+                user_id,
+                conversation_id,
+                provider=provider,
+                prompt=prompt,
+                template=template,
+                facts=facts,
+                request_id=request_id,
             )
         )
         queue = self._queues[writer] = asyncio.Queue()
@@ -281,6 +288,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         user_id: uuid.UUID,
         conversation_id: uuid.UUID,
         *,
+        provider: TextProvider,
         prompt: str,
         template: str,
         facts: list[narrative_pb2.GroundedFact],
@@ -290,7 +298,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
         fragments: list[str] = []
         state = conversation_pb2.MESSAGE_STATE_COMPLETE
         try:
-            async for fragment in self._provider.stream(INSTRUCTIONS, prompt, template):
+            async for fragment in provider.stream(INSTRUCTIONS, prompt, template):
                 fragments.append(fragment)
                 queue = self._queues.get(task)  # type: ignore[arg-type]
                 if queue is not None:
@@ -305,7 +313,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
             if queue is not None:
                 queue.put_nowait(None)
         generator = narrative_pb2.TextGenerator(
-            provider=self._provider.name, model=self._provider.model, prompt_version=PROMPT_VERSION
+            provider=provider.name, model=provider.model, prompt_version=PROMPT_VERSION
         )
         async with self._db.transaction(user_id=user_id) as conn:
             conversation = await conn.fetchrow(

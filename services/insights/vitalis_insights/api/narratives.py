@@ -99,7 +99,7 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
                 reason="INSUFFICIENT_DATA",
                 metadata={"sample_count": "0", "min_sample_count": "1"},
             )
-        text = await self._narrator.compose(request.kind, start, end, facts)
+        text = await self._narrator.compose(user_id, request.kind, start, end, facts)
         async with self._db.transaction(user_id=user_id) as conn:
             row = await self._narrator.store(
                 conn,
