@@ -4,6 +4,7 @@ report PDF that becomes a panel in biomarkers (and an insight) on its own."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 import uuid
 from typing import Any
@@ -168,3 +169,27 @@ async def test_a_rest_upload_over_the_unary_limit_is_refused_with_a_clear_status
     assert "larger than" in response.text or "too large" in response.text.lower(), response.text
     listed = await gateway.get("/v1/users/me/documents", headers=user)
     assert listed.json().get("documents", []) == []
+
+
+async def test_the_streaming_upload_takes_a_json_array_of_messages_through_the_gateway(
+    gateway: httpx.AsyncClient,
+) -> None:
+    user = await sign_up(gateway)
+    data = b"day,kcal\n" + b"".join(f"2025-01-{day:02d},{1800 + day}\n".encode() for day in range(1, 29))
+    messages = [
+        {
+            "parent": "users/me",
+            "metadata": {"document": {"displayName": "energy.csv"}, "sizeBytes": len(data)},
+        },
+        *(
+            {"parent": "users/me", "chunk": base64.b64encode(data[offset : offset + 100]).decode()}
+            for offset in range(0, len(data), 100)
+        ),
+    ]
+    response = await gateway.post("/v1/users/me/documents:upload", json=messages, headers=user)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["contentType"] == "text/csv"
+    assert int(document["sizeBytes"]) == len(data)
+    downloaded = await gateway.get(f"/v1/{document['name']}:download", headers=user)
+    assert downloaded.content == data
