@@ -8,17 +8,50 @@ folder they are given and stop when :meth:`stop` is called or the process exits.
 
 from __future__ import annotations
 
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_CHOSEN_PORT = 10000
+
+
+def _below_ephemeral_range() -> tuple[int, int] | None:
+    """Ports below the kernel's ephemeral range, which no ``bind(0)`` or outgoing connection takes."""
+    try:
+        ephemeral_low = int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (LOWEST_CHOSEN_PORT, ephemeral_low - 1) if ephemeral_low > LOWEST_CHOSEN_PORT + 1000 else None
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
+    """A TCP port nothing listens on right now.
+
+    It is drawn at random below the ephemeral range where there is one: a port the kernel handed
+    out for ``bind(0)`` is soon handed to another process too, and a server started a moment later
+    would find it taken.
+    """
+    chosen = _below_ephemeral_range()
+    if chosen is not None:
+        for _ in range(100):
+            port = secrets.randbelow(chosen[1] - chosen[0]) + chosen[0]
+            if _bindable(host, port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+        bound: int = probe.getsockname()[1]
+        return bound
 
 
 class EmbeddedPostgres:
