@@ -335,3 +335,24 @@ async def test_without_consent_the_model_is_never_sent_the_users_data(
     assert narrative.generator.provider == "template"
     assert "59 /min" in narrative.body
     assert requests == []
+
+
+async def test_texts_beyond_the_daily_allowance_are_refused(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    async with running_insights(platform, platform.settings(text_allowance_free=1)) as insights:
+        stub = narrative_service_pb2_grpc.NarrativeServiceStub(insights.channel)
+        me = bearer(platform, user_id)
+        await publish_nights(platform, user_id, [58, 59, 60], [480, 470, 460])
+        request = narrative_service_pb2.GenerateNarrativeRequest(
+            parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY, request_id=str(uuid.uuid4())
+        )
+        first = await stub.GenerateNarrative(request, metadata=me)
+        assert (await stub.GenerateNarrative(request, metadata=me)).name == first.name
+        with pytest.raises(grpc.aio.AioRpcError) as exhausted:
+            await stub.GenerateNarrative(
+                narrative_service_pb2.GenerateNarrativeRequest(
+                    parent="users/me", kind=narrative_pb2.NARRATIVE_KIND_WEEKLY_SUMMARY
+                ),
+                metadata=me,
+            )
+        assert exhausted.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import grpc
 
+from vitalis.identity.v1 import account_pb2
 from vitalis.insights.v1 import (
     alert_service_pb2,
     alert_service_pb2_grpc,
@@ -28,6 +29,7 @@ from vitalis.insights.v1 import (
     user_data_service_pb2_grpc,
 )
 from vitalis_client import create_channel
+from vitalis_insights.adapters.allowance import DailyAllowance, GrpcTierReader
 from vitalis_insights.adapters.readers import GrpcBiomarkerReader, GrpcIngestionReader
 from vitalis_insights.adapters.text_provider import GrpcConsentChecker, TextProviders, model_from_settings
 from vitalis_insights.api.alerts import AlertServicer
@@ -95,6 +97,16 @@ async def create_insights_server(
         else None,
     )
     narrator = Narrator(providers)
+    allowance = DailyAllowance(
+        {
+            account_pb2.ACCOUNT_TIER_FREE: settings.text_allowance_free,
+            account_pb2.ACCOUNT_TIER_PREMIUM: settings.text_allowance_premium,
+            account_pb2.ACCOUNT_TIER_PROFESSIONAL: settings.text_allowance_professional,
+        },
+        GrpcTierReader(identity_channel, credentials)
+        if identity_channel is not None and credentials is not None
+        else None,
+    )
     engine = InsightsEngine(
         narrator=narrator,
         ingestion=(
@@ -134,10 +146,10 @@ async def create_insights_server(
             AnalysisServicer(deps.db, access, engine), server
         )
         narrative_service_pb2_grpc.add_NarrativeServiceServicer_to_server(
-            NarrativeServicer(deps.db, tokens, narrator, access), server
+            NarrativeServicer(deps.db, tokens, narrator, access, allowance), server
         )
         coach_service_pb2_grpc.add_CoachServiceServicer_to_server(
-            CoachServicer(deps.db, tokens, providers), server
+            CoachServicer(deps.db, tokens, providers, allowance), server
         )
         user_data_service_pb2_grpc.add_UserDataServiceServicer_to_server(
             UserDataServicer(deps.db, deps.redis, notifier), server

@@ -39,3 +39,8 @@ class InsightsSettings(ServiceSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_provider_name: str = "openai-compatible"
+    text_allowance_free: int = Field(default=20, ge=0, description="Texts a day for the free tier.")
+    text_allowance_premium: int = Field(default=200, ge=0, description="Texts a day for the premium tier.")
+    text_allowance_professional: int = Field(
+        default=2000, ge=0, description="Texts a day, professional tier."
+    )

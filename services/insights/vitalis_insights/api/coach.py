@@ -14,9 +14,11 @@ from google.protobuf import empty_pb2, json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.insights.v1 import coach_service_pb2, coach_service_pb2_grpc, conversation_pb2, narrative_pb2
+from vitalis_insights.adapters.allowance import DailyAllowance
 from vitalis_insights.adapters.text_provider import TextProvider, TextProviders
 from vitalis_insights.api.names import not_found, parse_request_id, resolve_parent, resolve_uuid_child
 from vitalis_insights.facts import facts_text, gather_facts
+from vitalis_runtime.auth import current_principal
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, FailedPrecondition, InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
@@ -69,8 +71,11 @@ def message_to_proto(row: asyncpg.Record) -> conversation_pb2.Message:
 class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
     """Private conversations with the coach."""
 
-    def __init__(self, db: Database, tokens: PageTokens, providers: TextProviders) -> None:
+    def __init__(
+        self, db: Database, tokens: PageTokens, providers: TextProviders, allowance: DailyAllowance
+    ) -> None:
         self._db = db
+        self._allowance = allowance
         self._tokens = tokens
         self._providers = providers
         self._queues: dict[asyncio.Task[asyncpg.Record], asyncio.Queue[str | None]] = {}
@@ -235,6 +240,7 @@ class CoachServicer(coach_service_pb2_grpc.CoachServiceServicer):
                         yield coach_service_pb2.SendMessageResponse(reply_text_delta=stored[1]["text"])
                         yield coach_service_pb2.SendMessageResponse(reply=message_to_proto(stored[1]))
                     return
+            await self._allowance.check(conn, user_id, current_principal().account_id)
             if conversation["replying"]:
                 raise FailedPrecondition(
                     "another answer of this conversation is being written", reason="REPLYING"

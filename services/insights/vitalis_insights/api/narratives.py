@@ -11,10 +11,12 @@ from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.insights.v1 import narrative_pb2, narrative_service_pb2, narrative_service_pb2_grpc
+from vitalis_insights.adapters.allowance import DailyAllowance
 from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, resolve_parent
 from vitalis_insights.facts import gather_facts, gather_panel_facts
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.narrator import Narrator
+from vitalis_runtime.auth import current_principal
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FailedPrecondition, InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
@@ -55,8 +57,16 @@ def narrative_to_proto(row: asyncpg.Record) -> narrative_pb2.Narrative:
 class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
     """Summaries of a user's data."""
 
-    def __init__(self, db: Database, tokens: PageTokens, narrator: Narrator, access: ReadAccess) -> None:
+    def __init__(
+        self,
+        db: Database,
+        tokens: PageTokens,
+        narrator: Narrator,
+        access: ReadAccess,
+        allowance: DailyAllowance,
+    ) -> None:
         self._db = db
+        self._allowance = allowance
         self._narrator = narrator
         self._access = access
         self._tokens = tokens
@@ -89,6 +99,7 @@ class NarrativeServicer(narrative_service_pb2_grpc.NarrativeServiceServicer):
             if earlier is not None:
                 return narrative_to_proto(earlier)
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:
+            await self._allowance.check(conn, user_id, current_principal().account_id)
             if request.kind == narrative_pb2.NARRATIVE_KIND_PANEL_SUMMARY:
                 facts = await gather_panel_facts(conn, user_id, request.panel)
             else:
