@@ -8,8 +8,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from vitalis.biomarkers.v1 import panel_internal_service_pb2, panel_internal_service_pb2_grpc, panel_pb2
+from vitalis_cli.local_secrets import SERVICE_TOKEN_SECRET
+from vitalis_cli.platform import Platform
+from vitalis_client import create_channel
+from vitalis_runtime.service_auth import ServiceCredentials
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 PASSWORD = "correct horse battery staple"
@@ -313,3 +321,40 @@ async def test_a_grantee_reads_history_scores_and_fhir_of_the_owner(gateway: htt
         json={"collectionTime": "2026-03-02T07:30:00Z", "markers": [marker("sodium", 140, "mmol/L")]},
     )
     assert written.status_code == 404
+
+
+async def test_internal_services_are_not_reachable_through_the_gateway(
+    gateway: httpx.AsyncClient, platform: Platform
+) -> None:
+    person = await sign_up(gateway)
+    user_id = uuid.UUID(person["name"].removeprefix("users/"))
+    document = f"{person['name']}/documents/{uuid.uuid4()}"
+    request = panel_internal_service_pb2.MergeDocumentMarkersRequest(
+        user=person["name"],
+        document=document,
+        collection_time=Timestamp(seconds=1_770_000_000),
+        upserts=[
+            panel_internal_service_pb2.DocumentMarker(
+                extracted_marker=f"{document}/extractedMarkers/1",
+                marker=panel_pb2.Marker(biomarker="biomarkers/glucose", value=92, reported_unit="mg/dL"),
+            )
+        ],
+    )
+    user_metadata = tuple(person["headers"].items())
+    async with create_channel(platform.gateway_url.removeprefix("http://")) as through_gateway:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await panel_internal_service_pb2_grpc.PanelInternalServiceStub(
+                through_gateway
+            ).MergeDocumentMarkers(request, metadata=user_metadata)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    async with create_channel(platform.service_target("biomarkers")) as direct:
+        stub = panel_internal_service_pb2_grpc.PanelInternalServiceStub(direct)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.MergeDocumentMarkers(request, metadata=user_metadata)
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        credentials = ServiceCredentials(platform.config.secrets[SERVICE_TOKEN_SECRET], "documents")
+        merged = await stub.MergeDocumentMarkers(request, metadata=credentials.metadata(user_id))
+        assert merged.created
+    panel = await gateway.get(f"/v1/{merged.panel.name}", headers=person["headers"])
+    assert panel.status_code == 200
+    assert panel.json()["provenance"]["document"] == document
