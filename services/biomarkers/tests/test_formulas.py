@@ -143,3 +143,33 @@ def test_calculated_ldl() -> None:
     assert _evaluate(LDL_FRIEDEWALD, lipids) == pytest.approx(120.0)
     # Worked by hand: 210.97 - 51.49 - (17.52 + 10.51 - 1.40) - 9.44.
     assert _evaluate(LDL_SAMPSON, lipids) == pytest.approx(123.40, abs=0.01)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    creatinine=st.floats(min_value=0.3, max_value=8.0),
+    age=st.floats(min_value=18, max_value=95),
+    step=st.floats(min_value=1.01, max_value=1.5),
+    sex=st.sampled_from([Sex.FEMALE, Sex.MALE]),
+)
+def test_egfr_falls_with_creatinine_and_age(creatinine: float, age: float, step: float, sex: Sex) -> None:
+    base = _evaluate(EGFR, {"creatinine": creatinine, "age": age}, sex)
+    assert _evaluate(EGFR, {"creatinine": creatinine * step, "age": age}, sex) < base
+    assert _evaluate(EGFR, {"creatinine": creatinine, "age": age + step}, sex) < base
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    total=st.floats(min_value=120, max_value=400),
+    hdl=st.floats(min_value=20, max_value=100),
+    triglycerides=st.floats(min_value=30, max_value=390),
+    step=st.floats(min_value=1.0, max_value=20.0),
+)
+def test_calculated_ldl_rises_with_total_and_falls_with_hdl(
+    total: float, hdl: float, triglycerides: float, step: float
+) -> None:
+    for formula in (LDL_FRIEDEWALD, LDL_SAMPSON):
+        lipids = {"total_cholesterol": total, "hdl_cholesterol": hdl, "triglycerides": triglycerides}
+        base = _evaluate(formula, lipids)
+        assert _evaluate(formula, {**lipids, "total_cholesterol": total + step}) > base
+        assert _evaluate(formula, {**lipids, "hdl_cholesterol": hdl + step}) < base
