@@ -23,6 +23,8 @@ from vitalis.insights.v1 import insight_service_pb2, insight_service_pb2_grpc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MIB = 2**20
+EVENT_TIMEOUT = 30.0
+"""Seconds a written panel may take to show on the watch before the call counts as failed."""
 
 
 async def grpc_unary(spec: dict[str, Any]) -> tuple[Call, Close]:
@@ -143,7 +145,11 @@ async def event_path(spec: dict[str, Any]) -> tuple[Call, Close]:
         if created.name in early:
             return 1.0
         waiter = arrivals.setdefault(created.name, asyncio.get_running_loop().create_future())
-        await asyncio.wait_for(waiter, timeout=10)
+        try:
+            await asyncio.wait_for(waiter, timeout=EVENT_TIMEOUT)
+        except TimeoutError:
+            message = f"the insight on {created.name} did not reach the watch within {EVENT_TIMEOUT:g} s"
+            raise RuntimeError(message) from None
         return 1.0
 
     async def close() -> None:
