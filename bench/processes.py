@@ -31,11 +31,19 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def rss_mb(pid: int) -> float | None:
-    """Resident memory of one process in MiB; ``None`` when it is gone."""
+    """Resident memory of a process and its children in MiB; ``None`` when it is gone.
+
+    A service's worker processes (an import's parser) hold its memory too.
+    """
     try:
-        return float(psutil.Process(pid).memory_info().rss) / 2**20
+        process = psutil.Process(pid)
+        total = process.memory_info().rss
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += child.memory_info().rss
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+    return float(total) / 2**20
 
 
 class CpuMeter:
