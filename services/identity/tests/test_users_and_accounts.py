@@ -17,6 +17,7 @@ from vitalis.identity.v1 import (
     account_service_pb2_grpc,
     auth_service_pb2,
     auth_service_pb2_grpc,
+    events_pb2,
     preferences_pb2,
     user_pb2,
     user_service_pb2,
@@ -384,3 +385,30 @@ async def _throttled(identity) -> None:
             await stub.SignIn(auth_service_pb2.SignInRequest(email=email, password=PASSWORD))
         assert throttled.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert reason_of(throttled.value) == "TOO_MANY_SIGN_IN_ATTEMPTS"
+
+
+async def test_changes_announce_their_events_through_the_outbox(identity) -> None:
+    ada = await identity.sign_up()
+    users = user_service_pb2_grpc.UserServiceStub(identity.channel)
+    await users.UpdateUser(
+        user_service_pb2.UpdateUserRequest(
+            user=user_pb2.User(name="users/me", time_zone="Europe/Paris"),
+            update_mask=field_mask_pb2.FieldMask(paths=["time_zone"]),
+        ),
+        metadata=ada.auth,
+    )
+    await users.DeleteUser(user_service_pb2.DeleteUserRequest(name="users/me"), metadata=ada.auth)
+    await users.UndeleteUser(user_service_pb2.UndeleteUserRequest(name="users/me"), metadata=ada.auth)
+    async with identity.db.transaction(user_id=None) as conn:
+        rows = await conn.fetch(
+            "SELECT event_type, payload FROM outbox WHERE event_user_id = $1 ORDER BY position", ada.user_id
+        )
+    assert [r["event_type"] for r in rows] == [
+        "vitalis.identity.v1.UserCreated",
+        "vitalis.identity.v1.UserUpdated",
+        "vitalis.identity.v1.UserDeleted",
+        "vitalis.identity.v1.UserUndeleted",
+    ]
+    updated = events_pb2.UserUpdated.FromString(rows[1]["payload"])
+    assert (list(updated.changed_fields), updated.time_zone) == (["time_zone"], "Europe/Paris")
+    assert all(ada.email.encode() not in r["payload"] for r in rows)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.accounts import Account, AccountTier, apply_account_update
 from vitalis_identity.domain.audit import AuditAction
@@ -115,6 +116,8 @@ class Accounts:
             )
             if saved is None:
                 raise Aborted("the account was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            if saved.tier is not current.tier:
+                await events.tier_changed(conn, saved, current.tier)
             return saved
 
     async def _owned(self, conn: Any, caller: uuid.UUID, account_id: uuid.UUID, etag: str) -> Account:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import asyncpg
 
+from vitalis_identity import events
 from vitalis_identity.domain.passwords import Passwords, check_password_rules
 from vitalis_identity.domain.sessions import RevokeReason
 from vitalis_identity.domain.tokens import IssuedTokens, RefreshToken
@@ -120,6 +121,7 @@ class Authentication:
                     password_hash=password_hash,
                     signup_request_id=request_id,
                 )
+                await events.user_created(conn, user)
                 tokens = await self._start_session(conn, user, user_agent=user_agent, client_ip=client_ip)
         except AlreadyExists:
             if request_id is None:
@@ -197,9 +199,12 @@ class Authentication:
                 await self._sessions.touch(conn, token.user_id, session_id)
                 return await self._issue(conn, user, session_id, now=now)
             # A spent token presented again: the session is revoked (committed) before refusing.
-            await self._sessions.revoke_session(
+            if await self._sessions.revoke_session(
                 conn, token.user_id, session_id, RevokeReason.REFRESH_TOKEN_REUSE.value
-            )
+            ):
+                await events.session_revoked(
+                    conn, token.user_id, session_id, RevokeReason.REFRESH_TOKEN_REUSE.value
+                )
         raise Unauthenticated(
             "this refresh token was already used; the session has been revoked — sign in again",
             reason="REFRESH_TOKEN_REUSED",
@@ -208,7 +213,8 @@ class Authentication:
     async def sign_out(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """Revoke the caller's session (idempotent)."""
         async with self._db.transaction(user_id=user_id) as conn:
-            await self._sessions.revoke_session(conn, user_id, session_id, RevokeReason.SIGN_OUT.value)
+            if await self._sessions.revoke_session(conn, user_id, session_id, RevokeReason.SIGN_OUT.value):
+                await events.session_revoked(conn, user_id, session_id, RevokeReason.SIGN_OUT.value)
 
     async def session_of(self, token: RefreshToken) -> uuid.UUID:
         """The session a (valid, possibly spent) refresh token was issued in."""

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.consents import Consent, ConsentEvent, ConsentType, validate_version
@@ -68,6 +69,7 @@ class Consents:
                 client_ip=client_ip,
                 request_id=request_id,
             )
+            await events.consent_changed(conn, saved)
             await self._audit.record(conn, user_id, AuditAction.PERMISSION_CHANGE, saved.name)
             return saved
 
@@ -87,6 +89,7 @@ class Consents:
             saved = await self._store.record(
                 conn, revoked, action="revoke", user_agent=user_agent, client_ip=client_ip, request_id=None
             )
+            await events.consent_changed(conn, saved)
             await self._audit.record(conn, user_id, AuditAction.PERMISSION_CHANGE, saved.name)
             return saved
 

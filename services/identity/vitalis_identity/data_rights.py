@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.jobs import DataRightsJob, ErasureTrigger, JobError, JobState, ServiceProgress
@@ -162,6 +163,7 @@ class DataRights:
                 job = await self._jobs.create(
                     conn, "erasure", user_id, request_id=request_id, trigger=trigger
                 )
+            await events.erasure_started(conn, user_id, job.name, job.trigger or trigger)
             await self._audit.record(conn, user_id, AuditAction.ERASE, job.name)
         self._wake.set()
         return job
@@ -256,6 +258,8 @@ class DataRights:
                 start_time=now,
                 end_time=now if end else None,
             )
+            if end and kind == "export":
+                await events.export_completed(conn, user_id, f"users/{user_id}/exportJobs/{job_id}", state)
 
     async def _call(self, operation: Callable[[], Awaitable[Any]]) -> Any:
         delay = self._retry_delay
@@ -351,6 +355,7 @@ class DataRights:
         else:
             await self._progress(("erasure", user_id, job_id), JobState.SUCCEEDED, services, end=True)
             async with self._db.transaction(user_id=user_id) as conn:
+                await events.user_erased(conn, user_id, job_name)
                 await self._audit.record(conn, user_id, AuditAction.ERASE, f"users/{user_id}")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from svix.webhooks import Webhook, WebhookVerificationError
 
+from vitalis_identity import events
 from vitalis_identity.domain.users import User, normalize_email, validate_name
 from vitalis_identity.store import UserStore
 from vitalis_identity.store_people import ExternalIdentityStore, WebhookDeliveryStore
@@ -134,6 +135,7 @@ class ExternalIdentities:
             email_verified=profile.email_verified,
         )
         await self._links.link(conn, user_id, issuer, subject, provider)
+        await events.user_created(conn, user)
         return user
 
     @staticmethod

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from vitalis_identity import events
 from vitalis_identity.domain.keys import KeyInfo, KeySchedule, StoredKey, signing_key, successor_due
 from vitalis_identity.store import KeyStore
 from vitalis_runtime.background import run_until_stopped
@@ -174,6 +175,7 @@ class KeyRing:
             public_jwk=jwk,
             request_id=request_id,
         )
+        await events.signing_key_rotated(conn, kid, activate_time)
         return kid
 
     def _load(self, info: KeyInfo, encrypted: bytes, jwk: Mapping[str, Any]) -> _LoadedKey:

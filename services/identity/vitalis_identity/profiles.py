@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.jobs import ErasureTrigger
@@ -76,6 +77,7 @@ class Profiles:
         self, user_id: uuid.UUID, changes: Mapping[str, Any], paths: Iterable[str], *, etag: str
     ) -> User:
         """Apply the masked fields; a stale ``etag`` is ABORTED."""
+        paths = list(paths)
         async with self._db.transaction(user_id=user_id) as conn:
             current = await self._users.get_user(conn, user_id)
             if current is None or current.deleted:
@@ -86,6 +88,7 @@ class Profiles:
             saved = await self._users.save_profile(conn, updated, expected_version=current.version)
             if saved is None:
                 raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await events.user_updated(conn, saved, paths)
             await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
         return saved
 
@@ -116,6 +119,7 @@ class Profiles:
             if saved is None:
                 raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
             await schedule_erasure(self._jobs, conn, user_id, now + self._grace)
+            await events.user_deleted(conn, saved)
             await self._audit.record(conn, user_id, AuditAction.DELETE, saved.name)
         return saved
 
@@ -137,6 +141,7 @@ class Profiles:
             if saved is None:
                 raise Aborted("the user was changed concurrently; retry", reason="CONCURRENT_UPDATE")
             await self._jobs.cancel_scheduled_erasure(conn, user_id)
+            await events.user_undeleted(conn, user_id)
             await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
         return saved
 
@@ -152,6 +157,7 @@ class Profiles:
         self, user_id: uuid.UUID, changes: Mapping[str, Any], paths: Iterable[str], *, etag: str
     ) -> Preferences:
         """Apply the masked fields; a stale ``etag`` is ABORTED."""
+        paths = list(paths)
         async with self._db.transaction(user_id=user_id) as conn:
             current = await self._preferences.get(conn, user_id)
             if current is None:
@@ -164,5 +170,6 @@ class Profiles:
             )
             if saved is None:
                 raise Aborted("the preferences were changed concurrently; retry", reason="CONCURRENT_UPDATE")
+            await events.preferences_updated(conn, user_id, paths)
             await self._audit.record(conn, user_id, AuditAction.UPDATE, saved.name)
         return saved

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
+import redis.asyncio as aioredis
 
 from vitalis.identity.v1 import (
     account_internal_service_pb2_grpc,
@@ -53,7 +54,9 @@ from vitalis_identity.throttle import RedisSignInThrottle
 from vitalis_identity.user_data_clients import GrpcUserDataClient, LocalUserDataClient
 from vitalis_runtime.auth import JwksCache, TokenVerifier
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
+from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import ServiceCredentials
 
 PACKAGE = "vitalis.identity.v1"
@@ -206,12 +209,18 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
         ),
     )
 
-    async def close_channels() -> None:
+    relay_redis = aioredis.Redis.from_url(settings.redis_url)
+    relay = OutboxRelay(
+        db, relay_redis, schema="identity", streams=StreamNames("identity", shard_count=settings.event_shards)
+    )
+
+    async def close() -> None:
         for channel in channels:
             await channel.close()
+        await relay_redis.aclose()
 
     return replace(
         parts,
-        background=[*parts.background, keyring.run_rotation, rights.run],
-        on_stop=[*parts.on_stop, close_channels],
+        background=[*parts.background, keyring.run_rotation, rights.run, relay.run],
+        on_stop=[*parts.on_stop, close],
     )

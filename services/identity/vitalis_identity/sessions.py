@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from vitalis_identity import events
 from vitalis_identity.domain.filters import Comparison
 from vitalis_identity.domain.sessions import RevokeReason, Session
 from vitalis_identity.listing import FilterField, ListQuery
@@ -41,6 +42,7 @@ class Sessions:
             found = await self._store.get_session(conn, user_id, session_id)
             if found is not None and found.state(datetime.now(UTC)) == "active":
                 await self._store.revoke_session(conn, user_id, session_id, RevokeReason.USER_REVOKED.value)
+                await events.session_revoked(conn, user_id, session_id, RevokeReason.USER_REVOKED.value)
                 found = await self._store.get_session(conn, user_id, session_id)
         if found is None:
             raise session_not_found(f"users/{user_id}/sessions/{session_id}")

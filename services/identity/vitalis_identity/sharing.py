@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.filters import Comparison
@@ -95,6 +96,7 @@ class Sharing:
                 version=1,
             )
             saved = await self._store.create(conn, grant, request_id)
+            await events.grant_created(conn, saved)
             await self._audit.record(conn, owner_id, AuditAction.PERMISSION_CHANGE, saved.name)
             return saved
 
@@ -127,6 +129,7 @@ class Sharing:
             revoked = await self._store.revoke(conn, found)
             if revoked is None:
                 raise stale_etag("share grant")
+            await events.grant_revoked(conn, revoked)
             await self._audit.record(conn, owner_id, AuditAction.PERMISSION_CHANGE, revoked.name)
             return revoked
 
