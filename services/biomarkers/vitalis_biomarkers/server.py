@@ -32,10 +32,10 @@ from vitalis_biomarkers.api.dictionary import DictionaryInternalServicer, Dictio
 from vitalis_biomarkers.api.fhir import FhirServicer
 from vitalis_biomarkers.api.panels import PanelInternalServicer, PanelServicer
 from vitalis_biomarkers.api.records import (
-    SCAN_EVENT,
-    TEST_EVENT,
     BodyCompositionServicer,
     EpigeneticTestServicer,
+    body_composition_scan_event,
+    epigenetic_test_event,
 )
 from vitalis_biomarkers.api.scores import ScoreServicer
 from vitalis_biomarkers.api.user_data import UserDataServicer
@@ -117,8 +117,10 @@ class BiomarkersApp:
             people=people,
             panels=panels,
             scores=ScoreBook(db, panels),
-            scans=RecordBook(db, BODY_COMPOSITION_SCANS, noun="body composition scan", event=SCAN_EVENT),
-            tests=RecordBook(db, EPIGENETIC_TESTS, noun="epigenetic test", event=TEST_EVENT),
+            scans=RecordBook(
+                db, BODY_COMPOSITION_SCANS, noun="body composition scan", event=body_composition_scan_event
+            ),
+            tests=RecordBook(db, EPIGENETIC_TESTS, noun="epigenetic test", event=epigenetic_test_event),
             fhir=FhirExchange(panels, units),
         )
 

@@ -11,7 +11,6 @@ from vitalis.biomarkers.v1 import (
     dictionary_service_pb2,
     dictionary_service_pb2_grpc,
 )
-from vitalis.identity.v1 import user_pb2
 from vitalis_biomarkers.api.common import Pages, timestamp
 from vitalis_biomarkers.dictionary.model import (
     BiomarkerDefinition,
@@ -270,6 +269,3 @@ class DictionaryInternalServicer(dictionary_internal_service_pb2_grpc.Dictionary
         return dictionary_internal_service_pb2.MatchBiomarkersResponse(
             results=results, dictionary_version=self._dictionary.version
         )
-
-
-SEX_UNSPECIFIED = user_pb2.SEX_UNSPECIFIED

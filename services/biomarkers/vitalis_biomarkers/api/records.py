@@ -120,7 +120,8 @@ class _RecordServicerBase:
         return [build(record) for record in page], token
 
 
-def _scan_event(record: Record, created: bool, now: datetime) -> Message:
+def body_composition_scan_event(record: Record, created: bool, now: datetime) -> Message:
+    """BodyCompositionScanRecorded for a stored scan."""
     return events_pb2.BodyCompositionScanRecorded(
         user=f"users/{record.user_id}",
         body_composition_scan=f"users/{record.user_id}/bodyCompositionScans/{record.id}",
@@ -130,7 +131,8 @@ def _scan_event(record: Record, created: bool, now: datetime) -> Message:
     )
 
 
-def _test_event(record: Record, created: bool, now: datetime) -> Message:
+def epigenetic_test_event(record: Record, created: bool, now: datetime) -> Message:
+    """EpigeneticTestRecorded for a stored test."""
     return events_pb2.EpigeneticTestRecorded(
         user=f"users/{record.user_id}",
         epigenetic_test=f"users/{record.user_id}/epigeneticTests/{record.id}",
@@ -140,8 +142,6 @@ def _test_event(record: Record, created: bool, now: datetime) -> Message:
     )
 
 
-SCAN_EVENT = _scan_event
-TEST_EVENT = _test_event
 SCAN_MUTABLE = frozenset(
     field.name
     for field in body_composition_scan_pb2.BodyCompositionScan.DESCRIPTOR.fields
@@ -154,10 +154,10 @@ TEST_MUTABLE = frozenset(
 )
 
 
-def _with_provenance(document: dict[str, Any], message: Message) -> dict[str, Any]:
+def _with_provenance(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with its provenance kind made explicit (unset means manual)."""
     if "provenance" not in document or not document["provenance"].get("kind"):
         document["provenance"] = {**document.get("provenance", {}), "kind": "PROVENANCE_KIND_MANUAL"}
-    del message
     return document
 
 
@@ -183,7 +183,7 @@ class BodyCompositionServicer(
         if request.request_id:
             parse_id(request.request_id, "request_id")
         record = await self._book.create(
-            user_id, moment, _with_provenance(_document(scan), scan), request_id=request.request_id
+            user_id, moment, _with_provenance(_document(scan)), request_id=request.request_id
         )
         return self.to_proto(record)
 
@@ -272,7 +272,7 @@ class EpigeneticTestServicer(
         moment = validate_test(test, "epigenetic_test", self._units)
         if request.request_id:
             parse_id(request.request_id, "request_id")
-        document = await self._with_age(user_id, moment, _with_provenance(_document(test), test))
+        document = await self._with_age(user_id, moment, _with_provenance(_document(test)))
         record = await self._book.create(user_id, moment, document, request_id=request.request_id)
         return self.to_proto(record)
 
