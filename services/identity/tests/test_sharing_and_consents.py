@@ -495,3 +495,23 @@ async def test_audit_log_is_written_by_services_idempotently_and_append_only(
                 await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_sign_in_and_sign_out_are_audited_as_authentication(identity) -> None:
+    ada = await identity.sign_up()
+    from vitalis.identity.v1 import auth_service_pb2, auth_service_pb2_grpc
+
+    await auth_service_pb2_grpc.AuthServiceStub(identity.channel).SignOut(
+        auth_service_pb2.SignOutRequest(), metadata=ada.auth
+    )
+    audit = audit_log_service_pb2_grpc.AuditLogServiceStub(identity.channel)
+    entries = await audit.ListAuditLogEntries(
+        audit_log_service_pb2.ListAuditLogEntriesRequest(
+            parent="users/me", filter="action = AUDIT_ACTION_AUTHENTICATE", order_by="occur_time"
+        ),
+        metadata=ada.auth,
+    )
+    assert [(e.actor, e.resource, e.method) for e in entries.audit_log_entries] == [
+        (ada.name, ada.session, "/vitalis.identity.v1.AuthService/SignUp"),
+        (ada.name, ada.session, "/vitalis.identity.v1.AuthService/SignOut"),
+    ]

@@ -49,14 +49,18 @@ class AuditTrail:
         share_grant: str = "",
         user_agent: str = "",
         client_ip: str = "",
+        actor: str = "",
     ) -> None:
-        """Append one entry about ``user_id`` in the caller's transaction (acting for that user)."""
+        """Append one entry about ``user_id`` in the caller's transaction (acting for that user).
+
+        ``actor`` defaults to the verified caller; sign-in names the user who proved who they are.
+        """
         request = current_request()
         now = datetime.now(UTC)
         entry = AuditEntry(
             user_id=user_id,
             occur_time=now,
-            actor=actor_name(),
+            actor=actor or actor_name(),
             action=action,
             service=SERVICE_NAME,
             method=request.method if request else "",

@@ -11,6 +11,8 @@ from typing import Protocol
 import asyncpg
 
 from vitalis_identity import events
+from vitalis_identity.audit import AuditTrail
+from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.passwords import Passwords, check_password_rules
 from vitalis_identity.domain.sessions import RevokeReason
 from vitalis_identity.domain.tokens import IssuedTokens, RefreshToken
@@ -86,9 +88,11 @@ class Authentication:
         sessions: SessionStore | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         throttle: SignInThrottle | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._db = db
         self._throttle = throttle
+        self._audit = audit
         self._keyring = keyring
         self._passwords = passwords or Passwords()
         self._policy = policy or SessionPolicy()
@@ -215,6 +219,10 @@ class Authentication:
         async with self._db.transaction(user_id=user_id) as conn:
             if await self._sessions.revoke_session(conn, user_id, session_id, RevokeReason.SIGN_OUT.value):
                 await events.session_revoked(conn, user_id, session_id, RevokeReason.SIGN_OUT.value)
+                if self._audit is not None:
+                    await self._audit.record(
+                        conn, user_id, AuditAction.AUTHENTICATE, f"users/{user_id}/sessions/{session_id}"
+                    )
 
     async def session_of(self, token: RefreshToken) -> uuid.UUID:
         """The session a (valid, possibly spent) refresh token was issued in."""
@@ -242,6 +250,8 @@ class Authentication:
             if not await self._passwords.verify(stored, current):
                 raise Unauthenticated("the current password is wrong", reason="INVALID_CREDENTIALS")
             await self._users.set_password_hash(conn, user_id, await self._passwords.hash(new))
+            if self._audit is not None:
+                await self._audit.record(conn, user_id, AuditAction.UPDATE, f"users/{user_id}/password")
             await self._sessions.revoke_other_sessions(
                 conn, user_id, current_session, RevokeReason.PASSWORD_CHANGED.value
             )
@@ -271,6 +281,16 @@ class Authentication:
             client_ip=client_ip,
             auth_method=auth_method,
         )
+        if self._audit is not None:
+            await self._audit.record(
+                conn,
+                user.user_id,
+                AuditAction.AUTHENTICATE,
+                f"{user.name}/sessions/{session_id}",
+                user_agent=user_agent,
+                client_ip=client_ip,
+                actor=user.name,
+            )
         return await self._issue(conn, user, session_id, now=now)
 
     async def _issue(

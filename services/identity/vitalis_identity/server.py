@@ -142,6 +142,7 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
             max_failures=settings.sign_in_max_failures,
             window=timedelta(seconds=settings.sign_in_failure_window_seconds),
         ),
+        audit=audit,
     )
     sharing = Sharing(db, audit)
     local_data = IdentityUserData(db)
