@@ -438,3 +438,19 @@ async def test_a_score_taking_inputs_from_another_panel_follows_that_panel(platf
     assert await list_scores(platform, person, formula="scoreFormulas/phenoage") == []
     history = await list_scores(platform, person, formula="scoreFormulas/phenoage", show_history=True)
     assert next(s for s in history if s.name == second.name).state == score_pb2.SCORE_STATE_OUTDATED
+
+
+async def test_compute_refuses_inputs_the_formula_has_no_value_for(platform: Any) -> None:
+    person = await platform.person(birth_date=BORN)
+    created = await create_panel(platform, person, vector_markers(glucose=100.0))
+    assert await list_scores(platform, person, formula="scoreFormulas/phenoage") == []
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await scores(platform).ComputeScore(
+            score_service_pb2.ComputeScoreRequest(
+                parent="users/me", formula="scoreFormulas/phenoage", panel=created.name
+            ),
+            metadata=person.auth,
+        )
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info(raised.value).reason == "SCORE_UNDEFINED"
+    assert "mortality" in raised.value.details()
