@@ -9,15 +9,37 @@ import asyncio
 import hashlib
 import json
 import os
-import resource
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 from vitalis_ingestion.server import IngestionApp
 from vitalis_runtime.db import Database
+
+
+def resident_kib() -> int:
+    """The process's current resident set size."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class PeakSampler(threading.Thread):
+    """Samples the resident set size every few milliseconds and keeps the largest."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = resident_kib()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, resident_kib())
 
 
 async def main(database_url: str, role: str, export: Path, size: int) -> None:
@@ -40,10 +62,14 @@ async def main(database_url: str, role: str, export: Path, size: int) -> None:
                 request_id=None,
             )
         os.link(export, app.runner.path_of(job.job_id))
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        baseline = resident_kib()
+        sampler = PeakSampler()
+        sampler.start()
         started = time.monotonic()
         await app.runner.run_now(job)
         elapsed = time.monotonic() - started
+        sampler.stop.set()
+        sampler.join()
         async with db.transaction(user_id=user_id) as conn:
             done = await app.jobs.get(conn, user_id, job.job_id)
             stored = await conn.fetchval("SELECT count(*) FROM samples")
@@ -58,7 +84,7 @@ async def main(database_url: str, role: str, export: Path, size: int) -> None:
                 "new": done.counts.total.new,
                 "stored": stored,
                 "baseline_kib": baseline,
-                "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "peak_kib": sampler.peak,
                 "seconds": elapsed,
             }
         )

@@ -125,11 +125,10 @@ class WorkoutServicer(workout_service_pb2_grpc.WorkoutServiceServicer):
     async def GetWorkout(
         self, request: workout_service_pb2.GetWorkoutRequest, context: Context
     ) -> workout_pb2.Workout:
-        """One workout; with its route and laps in the full view (the default)."""
+        """One workout; with its route in the full view (the default for Get)."""
         workout: workout_pb2.Workout = await self._ops.get(WORKOUT, request.name)  # type: ignore[assignment]
         if request.view == workout_pb2.WORKOUT_VIEW_BASIC:
             workout.ClearField("route")
-            workout.ClearField("laps")
         return workout
 
     async def ListWorkouts(
@@ -145,7 +144,6 @@ class WorkoutServicer(workout_service_pb2_grpc.WorkoutServiceServicer):
         if request.view != workout_pb2.WORKOUT_VIEW_FULL:
             for workout in found:
                 workout.ClearField("route")
-                workout.ClearField("laps")
         return workout_service_pb2.ListWorkoutsResponse(workouts=found, next_page_token=token)
 
     async def UpdateWorkout(
