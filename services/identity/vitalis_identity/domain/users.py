@@ -16,7 +16,7 @@ from vitalis_runtime.errors import FieldViolation, InvalidArgument
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
-MAX_NAME_LENGTH = 200
+MAX_NAME_LENGTH = 100
 
 
 class Sex(enum.Enum):
