@@ -186,6 +186,8 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
 
     async def close() -> None:
         await app.panels.close()
+        await app.scans.close()
+        await app.tests.close()
         await identity.close()
         await relay_redis.aclose()
 

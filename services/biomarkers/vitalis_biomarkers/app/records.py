@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 from google.protobuf.message import Message
 
 from vitalis_biomarkers.app import events
@@ -15,8 +16,10 @@ from vitalis_biomarkers.store.records import Record, RecordStore, RecordTable
 from vitalis_biomarkers.store.requests import RequestStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import Aborted, NotFound
+from vitalis_runtime.mailbox import KeyedMailbox
 
 RecordEvent = Callable[[Record, bool, datetime], Message]
+T = TypeVar("T")
 Change = Callable[[Record], tuple[datetime, dict[str, Any]]]
 
 
@@ -31,6 +34,7 @@ class RecordBook:
         self._noun = noun
         self._event = event
         self._method = f"Create:{table.table}"
+        self._mailbox: KeyedMailbox[uuid.UUID] = KeyedMailbox()
 
     def _not_found(self) -> NotFound:
         return NotFound(
@@ -42,8 +46,8 @@ class RecordBook:
     ) -> Record:
         """Store a new record, or return the one an earlier call with ``request_id`` created."""
         now = datetime.now(UTC)
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> Record:
             if request_id:
                 earlier = await self._requests.find(conn, user_id, self._method, request_id)
                 if earlier is not None:
@@ -57,7 +61,9 @@ class RecordBook:
                 await self._requests.remember(
                     conn, user_id, self._method, request_id, resource=str(record.id)
                 )
-        return record
+            return record
+
+        return await self._write(user_id, work)
 
     async def get(self, user_id: uuid.UUID, record_id: uuid.UUID) -> Record:
         """One record; NotFound when it does not exist."""
@@ -85,8 +91,8 @@ class RecordBook:
     async def update(self, user_id: uuid.UUID, record_id: uuid.UUID, change: Change, *, etag: str) -> Record:
         """Apply ``change`` to the stored record; a stale ``etag`` is ABORTED."""
         now = datetime.now(UTC)
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> Record:
             current = await self._store.get(conn, user_id, record_id, for_update=True)
             if current is None:
                 raise self._not_found()
@@ -101,12 +107,14 @@ class RecordBook:
             )
             await self._store.update(conn, updated)
             await events.publish(conn, user_id, self._event(updated, False, now))
-        return updated
+            return updated
+
+        return await self._write(user_id, work)
 
     async def delete(self, user_id: uuid.UUID, record_id: uuid.UUID, *, etag: str) -> None:
         """Delete a record; a stale ``etag`` is ABORTED."""
-        async with self._db.transaction(user_id=user_id) as conn:
-            await lock_user(conn, user_id)
+
+        async def work(conn: asyncpg.Connection) -> None:
             current = await self._store.get(conn, user_id, record_id, for_update=True)
             if current is None:
                 raise self._not_found()
@@ -116,3 +124,17 @@ class RecordBook:
                     reason="STALE_ETAG",
                 )
             await self._store.delete(conn, user_id, record_id)
+
+        await self._write(user_id, work)
+
+    async def _write(self, user_id: uuid.UUID, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        async def run() -> T:
+            async with self._db.transaction(user_id=user_id) as conn:
+                await lock_user(conn, user_id)
+                return await work(conn)
+
+        return await self._mailbox.submit(user_id, run)
+
+    async def close(self) -> None:
+        """Finish queued writes and stop taking new ones."""
+        await self._mailbox.close()
