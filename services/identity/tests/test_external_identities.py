@@ -232,3 +232,16 @@ async def test_external_subjects_resolve_to_their_user_and_provision_once(identi
             metadata=ada.auth,
         )
     assert user_token.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_provider_names_are_made_to_fit_the_profile(identity) -> None:
+    clerk_id = f"user_{uuid.uuid4().hex}"
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    await post(
+        identity,
+        *delivery({"type": "user.created", "data": clerk_user(clerk_id, email, first="G\x07" + "r" * 150)}),
+    )
+    user_id = uuid.UUID((await resolve(identity, clerk_id)).user.removeprefix("users/"))
+    async with identity.db.transaction(user_id=user_id) as conn:
+        given_name = await conn.fetchval("SELECT given_name FROM users WHERE user_id = $1", user_id)
+    assert given_name == "G" + "r" * 99

@@ -19,7 +19,7 @@ import asyncpg
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from vitalis_identity import events
-from vitalis_identity.domain.users import User, normalize_email, validate_name
+from vitalis_identity.domain.users import MAX_NAME_LENGTH, User, normalize_email, validate_name
 from vitalis_identity.store import UserStore
 from vitalis_identity.store_people import ExternalIdentityStore, WebhookDeliveryStore
 from vitalis_runtime.db import Database
@@ -128,8 +128,8 @@ class ExternalIdentities:
             user_id=user_id,
             account_id=uuid.uuid4(),
             email=email,
-            given_name=validate_name(profile.given_name, "given_name"),
-            family_name=validate_name(profile.family_name, "family_name"),
+            given_name=provider_name(profile.given_name),
+            family_name=provider_name(profile.family_name),
             time_zone="UTC",
             password_hash=None,
             email_verified=profile.email_verified,
@@ -141,6 +141,12 @@ class ExternalIdentities:
     @staticmethod
     async def _act_as(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
         await conn.execute("SELECT set_config('app.current_user_id', $1, true)", str(user_id))
+
+
+def provider_name(value: str) -> str:
+    """A name as a provider sent it, made to fit a profile: printable, at most 100 characters."""
+    printable = "".join(ch for ch in value if ord(ch) >= 32)
+    return validate_name(printable.strip()[:MAX_NAME_LENGTH], "name")
 
 
 def verify_svix(secret: str, body: bytes, headers: Mapping[str, str]) -> None:
@@ -262,7 +268,7 @@ class ClerkWebhooks:
             conn,
             user_id,
             email=normalize_email(profile.email) if profile.email else user.email,
-            given_name=validate_name(profile.given_name, "given_name"),
-            family_name=validate_name(profile.family_name, "family_name"),
+            given_name=provider_name(profile.given_name),
+            family_name=provider_name(profile.family_name),
         )
         return "updated"
