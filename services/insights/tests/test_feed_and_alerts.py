@@ -227,3 +227,26 @@ async def test_rules_are_listed_with_their_versions(platform: Platform) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as missing:
             await stub.GetRule(insight_service_pb2.GetRuleRequest(name="rules/nope"), metadata=me)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_watches_keep_working_when_the_listening_connection_is_lost(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    async with running_insights(platform, platform.settings()) as insights:
+        stub = insight_service_pb2_grpc.InsightServiceStub(insights.channel)
+        watch = stub.WatchInsights(
+            insight_service_pb2.WatchInsightsRequest(parent="users/me"), metadata=bearer(platform, user_id)
+        )
+        await watch.initial_metadata()
+        terminated = await platform.admin_fetchval(
+            """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+               WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
+        )
+        assert terminated == 1
+        await asyncio.sleep(1.5)
+        loop = asyncio.get_running_loop()
+        await platform.publish("biomarkers", user_id, ldl_panel(user_id))
+        published = loop.time()
+        message = await asyncio.wait_for(watch.read(), timeout=10)
+        assert message.event_type == insight_service_pb2.WATCH_EVENT_TYPE_CREATED
+        assert loop.time() - published < 2.0
+        watch.cancel()

@@ -17,9 +17,20 @@ from typing import Any
 import asyncpg
 
 from vitalis_insights.store.insights import CHANGE_CHANNEL
+from vitalis_runtime.background import sleep_unless_stopped
 from vitalis_runtime.db import Database
 
+RECONNECT_SECONDS = 1.0
+
 logger = logging.getLogger(__name__)
+
+
+def _lost(connection: asyncpg.Connection) -> bool:
+    """Whether the listening connection is gone (the pool detaches a proxy whose connection died)."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 class ChangeNotifier:
@@ -34,6 +45,27 @@ class ChangeNotifier:
         """Hold a connection listening on the channel."""
         self._connection = await self._db.pool.acquire()
         await self._connection.add_listener(CHANGE_CHANNEL, self._notified)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen again whenever the connection is lost (a database restart); wake every watch then,
+        so none waits for a change announced while nobody listened."""
+        while not stop.is_set():
+            connection = self._connection
+            if connection is None or _lost(connection):
+                try:
+                    if connection is not None:
+                        self._connection = None
+                        with contextlib.suppress(Exception):
+                            await self._db.pool.release(connection)
+                    await self.start()
+                except Exception:
+                    logger.warning("cannot listen for insight changes yet; retrying", exc_info=True)
+                else:
+                    logger.info("listening for insight changes again")
+                    for waiters in self._waiters.values():
+                        for waiter in waiters:
+                            waiter.set()
+            await sleep_unless_stopped(stop, RECONNECT_SECONDS)
 
     async def stop(self) -> None:
         """Stop listening and give the connection back."""

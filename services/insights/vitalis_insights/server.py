@@ -187,6 +187,6 @@ async def create_insights_server(
 
     return replace(
         parts,
-        background=[*parts.background, consumer.run, relay.run],
+        background=[*parts.background, consumer.run, relay.run, notifier.run],
         on_stop=[*parts.on_stop, close],
     )

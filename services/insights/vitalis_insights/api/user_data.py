@@ -123,5 +123,8 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
             for table in ERASED_TABLES:
                 status: str = await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
                 erased += int(status.rsplit(" ", 1)[-1])
+            # Events about the user kept for replays, and any not yet published, go too.
+            status = await conn.execute("DELETE FROM outbox WHERE event_user_id = $1", user_id)
+            erased += int(status.rsplit(" ", 1)[-1])
         self._notifier.wake(user_id)
         return user_data_service_pb2.EraseUserDataResponse(erased_item_count=erased)
