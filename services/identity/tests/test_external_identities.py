@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +22,12 @@ from vitalis.identity.v1 import (
     external_identity_internal_service_pb2_grpc as external_grpc,
 )
 from vitalis.identity.v1 import (
+    user_service_pb2,
+    user_service_pb2_grpc,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
+from vitalis_runtime.testing_auth import LocalSigningKey
 
 pytestmark = pytest.mark.timeout(90)
 CLERK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -245,3 +250,70 @@ async def test_provider_names_are_made_to_fit_the_profile(identity) -> None:
     async with identity.db.transaction(user_id=user_id) as conn:
         given_name = await conn.fetchval("SELECT given_name FROM users WHERE user_id = $1", user_id)
     assert given_name == "G" + "r" * 99
+
+
+@contextlib.asynccontextmanager
+async def jwks_server(document: dict[str, Any]) -> AsyncIterator[str]:
+    """A plain HTTP server answering every request with ``document`` as JSON."""
+    body = json.dumps(document).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_first_request_with_an_external_token_resolves_to_the_internal_user(identity_with) -> None:
+    issuer = "https://accounts.example.test"
+    key = LocalSigningKey.generate()
+    async with (
+        jwks_server(key.jwks()) as jwks_uri,
+        identity_with(oidc_jwks_uris={issuer: jwks_uri}, external_token_audience="vitalis-web") as identity,
+    ):
+        users = user_service_pb2_grpc.UserServiceStub(identity.channel)
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        suffix = uuid.uuid4().hex
+
+        def token(**claims: Any) -> tuple[tuple[str, str], ...]:
+            minted = key.mint(
+                "ext-" + suffix, issuer=issuer, audience="vitalis-web", email=email, **claims
+            )
+            return (("authorization", f"Bearer {minted}"),)
+
+                first = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=token())
+        again = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=token())
+        assert first.name == again.name
+        assert first.email == email
+        assert [(i.issuer, i.subject) for i in first.external_identities] == [
+            (issuer, f"ext-{suffix}")
+        ]
+        # Vitalis's own tokens keep working beside the external ones.
+        ada = await identity.sign_up()
+        assert (
+            await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=ada.auth)
+        ).name == ada.name
+        forged = LocalSigningKey.generate(kid=key.kid).mint(
+            "ext-x", issuer=issuer, audience="vitalis-web", email=email
+        )
+        wrong_audience = key.mint("ext-y", issuer=issuer, audience="someone-else", email=email)
+        unknown_issuer = key.mint("ext-z", issuer="https://elsewhere.example", audience="vitalis-web")
+        for bad in (forged, wrong_audience, unknown_issuer):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await users.GetUser(
+                    user_service_pb2.GetUserRequest(name="users/me"),
+                    metadata=(("authorization", f"Bearer {bad}"),),
+                )
+            assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED

@@ -44,6 +44,7 @@ from vitalis_identity.consents import Consents
 from vitalis_identity.data_rights import DataRights, UserDataClient
 from vitalis_identity.domain.keys import KeySchedule
 from vitalis_identity.external import ClerkWebhooks, ExternalIdentities
+from vitalis_identity.external_tokens import ExternalTokenVerifier
 from vitalis_identity.keyring import KeyRing
 from vitalis_identity.paging import Pager
 from vitalis_identity.profiles import Profiles
@@ -52,12 +53,12 @@ from vitalis_identity.settings import IdentitySettings
 from vitalis_identity.sharing import Sharing
 from vitalis_identity.throttle import RedisSignInThrottle
 from vitalis_identity.user_data_clients import GrpcUserDataClient, LocalUserDataClient
-from vitalis_runtime.auth import JwksCache, TokenVerifier
+from vitalis_runtime.auth import JwksCache, JwksFetch, TokenVerifier
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens
 from vitalis_runtime.relay import OutboxRelay
-from vitalis_runtime.service_auth import ServiceCredentials
+from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
 
 PACKAGE = "vitalis.identity.v1"
 SERVICE_NAMES = tuple(
@@ -108,6 +109,19 @@ def _user_data_clients(
     return clients, channels
 
 
+def _verifier(
+    settings: IdentitySettings, identities: ExternalIdentities, local_jwks: JwksFetch
+) -> CallerVerifier:
+    """Vitalis's own tokens, and the tokens of every external issuer with a configured JWKS."""
+    vitalis = TokenVerifier(JwksCache(local_jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    jwks_uris = dict(settings.oidc_jwks_uris)
+    if settings.clerk_jwks_uri:
+        jwks_uris[settings.clerk_issuer] = settings.clerk_jwks_uri
+    if not jwks_uris:
+        return vitalis
+    return ExternalTokenVerifier(vitalis, identities, jwks_uris, audience=settings.external_token_audience)
+
+
 async def create_identity_server(settings: IdentitySettings, deps: Dependencies) -> ServiceParts:
     """Build the identity server bound to ``settings.grpc_port`` (0 → a free port)."""
     schedule = KeySchedule(
@@ -151,7 +165,7 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
     identities = ExternalIdentities(
         db,
         clerk_issuer=settings.clerk_issuer,
-        oidc_issuers=settings.oidc_issuers,
+        oidc_issuers=(*settings.oidc_issuers, *settings.oidc_jwks_uris),
         provision_on_first_use=settings.oidc_provision_on_first_use,
     )
     secret = settings.clerk_webhook_secret
@@ -205,9 +219,7 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
         register=register,
         service_names=SERVICE_NAMES,
         public_methods=PUBLIC_METHODS,
-        verifier=TokenVerifier(
-            JwksCache(local_jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience
-        ),
+        verifier=_verifier(settings, identities, local_jwks),
     )
 
     relay_redis = aioredis.Redis.from_url(settings.redis_url)
