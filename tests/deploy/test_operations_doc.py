@@ -11,14 +11,7 @@ import importlib
 import inspect
 import re
 import shlex
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +29,6 @@ from vitalis_runtime.settings import ServiceSettings
 REPOSITORY = Path(__file__).resolve().parents[2]
 DOC = REPOSITORY / "docs" / "operations.md"
 ALERTS = REPOSITORY / "deploy" / "k8s" / "components" / "service-monitors" / "alerts.yaml"
-GATEWAY_CONFIG = REPOSITORY / "deploy" / "k8s" / "base" / "gateway"
 PROD = REPOSITORY / "deploy" / "k8s" / "overlays" / "prod"
 
 MAKE_TARGET = re.compile(r"`make ([a-z0-9-]+)[^`]*`")
@@ -90,23 +82,6 @@ def runtime_series() -> Series:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _get(url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None) -> bytes:
-    request = urllib.request.Request(url, data=data, headers=dict(headers or {}))
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            body: bytes = response.read()
-            return body
-    except urllib.error.HTTPError as error:
-        return error.read()
-
-
 def _parse_exposition(text: str) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
     for line in text.splitlines():
@@ -118,47 +93,16 @@ def _parse_exposition(text: str) -> dict[str, list[dict[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def gateway_series(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Series]:
-    """Envoy's statistics, from the deployed configuration run on free local ports."""
-    workdir = tmp_path_factory.mktemp("gateway")
-    for name in ("descriptor.binpb", "openapi.json", "docs.html"):
-        shutil.copy(GATEWAY_CONFIG / name, workdir / name)
-    listener, admin, metrics = _free_port(), _free_port(), _free_port()
-    config = (GATEWAY_CONFIG / "envoy.yaml").read_text().replace("/etc/vitalis/gateway/", f"{workdir}/")
-    for deployed, local in ((8080, listener), (9901, admin), (9902, metrics)):
-        config = re.sub(rf"port_value: {deployed}\b", f"port_value: {local}", config)
-    (workdir / "envoy.yaml").write_text(config)
-    envoy = Path(sys.executable).parent / "envoy"
-    with (workdir / "envoy.log").open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(envoy),
-                *("-c", str(workdir / "envoy.yaml"), "--disable-hot-restart", "--use-dynamic-base-id"),
-                *("--concurrency", "1", "--log-level", "error"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(f"http://127.0.0.1:{metrics}/stats/prometheus")
-                break
-            except OSError:
-                assert process.poll() is None, (workdir / "envoy.log").read_text()
-                assert time.monotonic() < deadline, "Envoy did not start"
-                time.sleep(0.2)
-        # One routed call, so the per-cluster response counters exist.
-        _get(
-            f"http://127.0.0.1:{listener}/vitalis.identity.v1.AuthService/SignIn",
-            data=b"",
-            headers={"content-type": "application/grpc"},
-        )
-        yield _parse_exposition(_get(f"http://127.0.0.1:{metrics}/stats/prometheus").decode())
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def gateway_series(local_gateway: Any) -> Series:
+    """Envoy's statistics once it has routed one call, so the per-cluster response counters exist."""
+    local_gateway.get(
+        f"http://127.0.0.1:{local_gateway.listener}/vitalis.identity.v1.AuthService/SignIn",
+        data=b"",
+        headers={"content-type": "application/grpc"},
+    )
+    return _parse_exposition(
+        local_gateway.get(f"http://127.0.0.1:{local_gateway.metrics}/stats/prometheus").decode()
+    )
 
 
 def _source_text() -> str:
