@@ -30,6 +30,7 @@ from vitalis_documents.storage.s3 import S3Location, S3Storage
 from vitalis_runtime.bootstrap import Dependencies
 from vitalis_runtime.db import Database
 from vitalis_runtime.migrations import load_migrations, migrate
+from vitalis_runtime.testing import TestServers
 from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import running_server
 
@@ -109,20 +110,29 @@ class MigratedDatabase:
     app_role: str
 
 
-@pytest.fixture
-async def migrated(admin_database_url: str) -> AsyncIterator[MigratedDatabase]:
-    """The documents schema with a role of the test's own."""
-    role = f"vitalis_t_documents_{uuid.uuid4().hex[:10]}"
-    await migrate(
-        admin_database_url, schema="documents", app_role=role, migrations=load_migrations("vitalis_documents")
-    )
-    yield MigratedDatabase(admin_database_url, role)
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
-    finally:
-        await admin.close()
+@pytest.fixture(scope="module")
+async def migrated(test_servers: TestServers) -> AsyncIterator[MigratedDatabase]:
+    """The documents schema in a database of the test module's own, with a role of its own.
+
+    Tests share it within a module and keep apart by acting for users of their own.
+    """
+    async with test_servers.temporary_database("vitalis_t_documents") as admin_database_url:
+        role = f"vitalis_t_documents_{uuid.uuid4().hex[:10]}"
+        await migrate(
+            admin_database_url,
+            schema="documents",
+            app_role=role,
+            migrations=load_migrations("vitalis_documents"),
+        )
+        try:
+            yield MigratedDatabase(admin_database_url, role)
+        finally:
+            admin = await asyncpg.connect(admin_database_url)
+            try:
+                await admin.execute(f'DROP OWNED BY "{role}"')
+                await admin.execute(f'DROP ROLE "{role}"')
+            finally:
+                await admin.close()
 
 
 @pytest.fixture

@@ -224,9 +224,14 @@ async def test_expired_soft_deletes_are_purged_with_their_bytes(
         assert await client.app.library.purge_due() == 0
         admin = await asyncpg.connect(migrated.admin_url)
         try:
-            await admin.execute("UPDATE documents.documents SET expire_time = now() - interval '1 minute'")
+            await admin.execute(
+                "UPDATE documents.documents SET expire_time = now() - interval '1 minute' WHERE user_id = $1",
+                user,
+            )
             await admin.execute(
                 "UPDATE documents.purge_schedule SET purge_time = now() - interval '1 minute'"
+                " WHERE owner_id = $1",
+                user,
             )
         finally:
             await admin.close()

@@ -383,7 +383,11 @@ async def test_a_parse_is_retried_when_biomarkers_is_unreachable(
         fake.unavailable = False
         admin = await asyncpg.connect(migrated.admin_url)
         try:
-            await admin.execute("UPDATE documents.parse_jobs SET lease_until = now() - interval '1 second'")
+            await admin.execute(
+                "UPDATE documents.parse_jobs SET lease_until = now() - interval '1 second'"
+                " WHERE owner_id = $1",
+                user,
+            )
         finally:
             await admin.close()
         done = await parsed(client, user, document.name)
@@ -404,6 +408,8 @@ async def test_a_parse_that_keeps_failing_is_given_up_with_a_reason(
                     await client.app.pipeline.drain()
                 await admin.execute(
                     "UPDATE documents.parse_jobs SET lease_until = now() - interval '1 second'"
+                    " WHERE owner_id = $1",
+                    user,
                 )
         finally:
             await admin.close()
