@@ -288,18 +288,14 @@ async def test_a_first_request_with_an_external_token_resolves_to_the_internal_u
         suffix = uuid.uuid4().hex
 
         def token(**claims: Any) -> tuple[tuple[str, str], ...]:
-            minted = key.mint(
-                "ext-" + suffix, issuer=issuer, audience="vitalis-web", email=email, **claims
-            )
+            minted = key.mint("ext-" + suffix, issuer=issuer, audience="vitalis-web", email=email, **claims)
             return (("authorization", f"Bearer {minted}"),)
 
-                first = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=token())
+        first = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=token())
         again = await users.GetUser(user_service_pb2.GetUserRequest(name="users/me"), metadata=token())
         assert first.name == again.name
         assert first.email == email
-        assert [(i.issuer, i.subject) for i in first.external_identities] == [
-            (issuer, f"ext-{suffix}")
-        ]
+        assert [(i.issuer, i.subject) for i in first.external_identities] == [(issuer, f"ext-{suffix}")]
         # Vitalis's own tokens keep working beside the external ones.
         ada = await identity.sign_up()
         assert (
