@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -128,10 +130,17 @@ class RecordBook:
         await self._write(user_id, work)
 
     async def _write(self, user_id: uuid.UUID, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        async def run() -> T:
+        async def transact() -> T:
             async with self._db.transaction(user_id=user_id) as conn:
                 await lock_user(conn, user_id)
                 return await work(conn)
+
+        # The mailbox's worker outlives one request; the work keeps its own request's context
+        # (request id, trace) so that its logs and events name the right request.
+        context = contextvars.copy_context()
+
+        async def run() -> T:
+            return await asyncio.create_task(transact(), context=context)
 
         return await self._mailbox.submit(user_id, run)
 
