@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from google.api import httpbody_pb2
@@ -158,7 +159,7 @@ async def test_update_changes_named_fields_and_refuses_stale_etags_and_output_on
 
 
 async def test_delete_hides_and_undelete_restores_and_a_reupload_restores_too(
-    storage: ObjectStorage, start_client: Callable[..., Any]
+    storage: ObjectStorage, start_client: Callable[..., Any], migrated: Any
 ) -> None:
     async with start_client(storage) as client:
         user = uuid.uuid4()
@@ -207,13 +208,25 @@ async def test_delete_hides_and_undelete_restores_and_a_reupload_restores_too(
         again = await create(client, user, csv(1))
         assert again.name == document.name
         assert not again.HasField("delete_time")
+    admin = await asyncpg.connect(migrated.admin_url)
+    try:
+        events = await admin.fetch(
+            "SELECT event_type FROM documents.outbox WHERE event_user_id = $1 ORDER BY position", user
+        )
+    finally:
+        await admin.close()
+    assert [row["event_type"].rsplit(".", 1)[1] for row in events] == [
+        "DocumentUploaded",
+        "DocumentDeleted",
+        "DocumentUndeleted",
+        "DocumentDeleted",
+        "DocumentUndeleted",
+    ]
 
 
 async def test_expired_soft_deletes_are_purged_with_their_bytes(
     storage: ObjectStorage, start_client: Callable[..., Any], migrated: Any
 ) -> None:
-    import asyncpg
-
     async with start_client(storage) as client:
         user = uuid.uuid4()
         document = await create(client, user, csv(9))
