@@ -12,6 +12,13 @@ from google.protobuf import field_mask_pb2
 from google.protobuf.duration_pb2 import Duration
 from scipy import stats
 
+from vitalis.biomarkers.v1 import (
+    dictionary_service_pb2,
+    dictionary_service_pb2_grpc,
+    panel_pb2,
+    panel_service_pb2,
+    panel_service_pb2_grpc,
+)
 from vitalis.ingestion.v1 import metric_pb2
 from vitalis.insights.v1 import (
     analysis_pb2,
@@ -24,8 +31,12 @@ from vitalis.insights.v1 import (
     insight_service_pb2,
     insight_service_pb2_grpc,
 )
+from vitalis_runtime.auth import current_principal
+from vitalis_runtime.errors import InvalidArgument, NotFound
+from vitalis_runtime.service_auth import ServiceTokenVerifier
+from vitalis_runtime.testing_grpc import running_server
 
-from .conftest import Platform, bearer, eventually, running_insights
+from .conftest import SERVICE_SECRET, Platform, bearer, eventually, running_insights
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -293,3 +304,101 @@ async def test_a_trend_reads_the_history_ingestion_holds_when_insights_has_too_l
         assert trend.sample_count == len(rates)
         assert trend.direction == analysis_pb2.TREND_DIRECTION_INCREASING
         assert trend.slope_per_day == pytest.approx(stats.theilslopes(rates).slope)
+
+
+class StandInBiomarkers(
+    dictionary_service_pb2_grpc.DictionaryServiceServicer, panel_service_pb2_grpc.PanelServiceServicer
+):
+    """biomarkers' dictionary conversion and marker listing over data a test gives."""
+
+    def __init__(self, markers: list[panel_pb2.Marker]) -> None:
+        self._markers = markers
+
+    async def ConvertBiomarkerValue(
+        self, request: dictionary_service_pb2.ConvertBiomarkerValueRequest, context: object
+    ) -> dictionary_service_pb2.ConvertBiomarkerValueResponse:
+        """LDL only: mmol/L to mg/dL by 38.67."""
+        if request.biomarker != LDL:
+            raise NotFound(f"{request.biomarker!r} was not found")
+        factors = {"mmol/L": 38.67, "mg/dL": 1.0}
+        if request.from_unit not in factors:
+            raise InvalidArgument.for_field(
+                "from_unit", "is not a unit of this biomarker", reason="UNKNOWN_UNIT"
+            )
+        return dictionary_service_pb2.ConvertBiomarkerValueResponse(
+            value=request.value * factors[request.from_unit], unit="mg/dL"
+        )
+
+    async def ListMarkers(
+        self, request: panel_service_pb2.ListMarkersRequest, context: object
+    ) -> panel_service_pb2.ListMarkersResponse:
+        """The caller's markers of the biomarker."""
+        prefix = f"users/{current_principal().user_id}/"
+        return panel_service_pb2.ListMarkersResponse(
+            markers=[
+                m for m in self._markers if m.name.startswith(prefix) and m.biomarker == request.biomarker
+            ]
+        )
+
+
+LDL = "biomarkers/ldl-cholesterol-direct"
+
+
+async def test_a_biomarker_goal_in_another_unit_is_followed_in_the_canonical_unit(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    markers = []
+    for days_ago, value in ((90, 160.0), (5, 130.0)):
+        marker = panel_pb2.Marker(
+            name=f"users/{user_id}/panels/p{days_ago}/markers/ldl",
+            biomarker=LDL,
+            value=value,
+            canonical_value=value,
+            canonical_unit="mg/dL",
+            reported_unit="mg/dL",
+        )
+        marker.collection_time.FromDatetime(datetime.now(UTC) - timedelta(days=days_ago))
+        markers.append(marker)
+    stand_in = StandInBiomarkers(markers)
+
+    def register(server: grpc.aio.Server) -> None:
+        dictionary_service_pb2_grpc.add_DictionaryServiceServicer_to_server(stand_in, server)
+        panel_service_pb2_grpc.add_PanelServiceServicer_to_server(stand_in, server)
+
+    async with (
+        running_server(
+            service_name="biomarkers",
+            register=register,
+            service_names=["vitalis.biomarkers.v1.DictionaryService", "vitalis.biomarkers.v1.PanelService"],
+            verifier=ServiceTokenVerifier(SERVICE_SECRET),
+        ) as biomarkers,
+        running_insights(platform, platform.settings(biomarkers_target=biomarkers.target)) as insights,
+    ):
+        stub = goal_service_pb2_grpc.GoalServiceStub(insights.channel)
+        me = bearer(platform, user_id)
+
+        def ldl_goal(biomarker: str, unit: str) -> goal_service_pb2.CreateGoalRequest:
+            return goal_service_pb2.CreateGoalRequest(
+                parent="users/me",
+                goal=goal_pb2.Goal(
+                    series=common_pb2.Series(biomarker=biomarker),
+                    direction=goal_pb2.GOAL_DIRECTION_AT_MOST,
+                    target_value=2.6,
+                    unit=unit,
+                    start_date={"year": 2020, "month": 1, "day": 1},
+                ),
+            )
+
+        goal = await stub.CreateGoal(ldl_goal(LDL, "mmol/L"), metadata=me)
+        assert goal.unit == "mmol/L"
+        assert goal.target_value == pytest.approx(2.6)
+        assert goal.progress.current.value == 130.0
+        assert goal.progress.current.unit == "mg/dL"
+        assert goal.progress.fraction_complete == pytest.approx(30 / (160 - 2.6 * 38.67))
+
+        for request, code in (
+            (ldl_goal(LDL, "furlong"), grpc.StatusCode.INVALID_ARGUMENT),
+            (ldl_goal("biomarkers/unobtainium", "mg/dL"), grpc.StatusCode.NOT_FOUND),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.CreateGoal(request, metadata=me)
+            assert refused.value.code() == code

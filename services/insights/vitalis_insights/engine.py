@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -208,6 +209,23 @@ class InsightsEngine:
         if key.startswith(("metric:", "sleep:")) and self._ingestion is not None:
             return await self._ingestion.history(user_id, start, end)
         return []
+
+    async def canonical_target(
+        self, user_id: uuid.UUID, key: str, values: dict[str, float | None], unit: str
+    ) -> dict[str, Any] | None:
+        """A biomarker goal's target values in the canonical unit; None when they are in it already."""
+        if not key.startswith("biomarker:") or self._biomarkers is None:
+            return None
+        biomarker = key.removeprefix("biomarker:")
+        converted: dict[str, Any] = {}
+        for field, value in values.items():
+            if value is not None:
+                converted[field], converted["unit"] = await self._biomarkers.to_canonical(
+                    user_id, biomarker, value, unit
+                )
+        if converted.get("unit", unit) == unit:
+            return None
+        return converted
 
     async def _store(self, conn: asyncpg.Connection, user_id: uuid.UUID, findings: Iterable[Finding]) -> None:
         for finding in findings:

@@ -84,6 +84,12 @@ class BiomarkerReader(Protocol):
         """The dictionary's display name of each biomarker it knows."""
         ...
 
+    async def to_canonical(
+        self, user_id: uuid.UUID, biomarker: str, value: float, unit: str
+    ) -> tuple[float, str]:
+        """``value`` in ``unit`` converted to the biomarker's canonical unit."""
+        ...
+
 
 def _unavailable(service: str, error: grpc.aio.AioRpcError) -> errors.Unavailable:
     return errors.Unavailable(
@@ -232,6 +238,31 @@ class GrpcBiomarkerReader:
                 continue
             self._names[biomarker] = found.display_name
         return {biomarker: self._names[biomarker] for biomarker in biomarkers if biomarker in self._names}
+
+    async def to_canonical(
+        self, user_id: uuid.UUID, biomarker: str, value: float, unit: str
+    ) -> tuple[float, str]:
+        """DictionaryService.ConvertBiomarkerValue; an unknown biomarker is NOT_FOUND, a foreign unit
+        INVALID_ARGUMENT on ``goal.unit``."""
+        try:
+            converted = await self._dictionary.ConvertBiomarkerValue(
+                dictionary_service_pb2.ConvertBiomarkerValueRequest(
+                    biomarker=biomarker, value=value, from_unit=unit
+                ),
+                metadata=self._credentials.metadata(user_id),
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise _unavailable("biomarkers", error) from error
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.NotFound(
+                    f"biomarker {biomarker!r} was not found", reason="BIOMARKER_NOT_FOUND"
+                ) from error
+            raise errors.InvalidArgument.for_field(
+                "goal.unit", f"{unit!r} cannot be converted: {error.details()}"
+            ) from error
+        return converted.value, converted.unit
 
     async def marker_history(self, user_id: uuid.UUID, biomarker: str) -> list[SeriesValue]:
         """ListMarkers of the biomarker across the user's panels, page by page."""

@@ -36,6 +36,7 @@ MUTABLE: Final = (
     "deadline",
 )
 MAX_ACTIVE_GOALS: Final = 50
+TARGET_COLUMNS: Final = ("target_value", "target_low", "target_high")
 GOAL_FILTERS: Final = {
     "state": FilterField("state", "enum", goal_pb2.GoalState.Value),
     "direction": FilterField("direction", "enum", goal_pb2.GoalDirection.Value),
@@ -126,6 +127,9 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
         columns = goal_columns(request.goal, key, today)
         start = min(columns["start_date"], today) - timedelta(days=columns["evaluation_window_days"])
         history = await self._engine.history(user_id, key, start, today)
+        canonical = await self._engine.canonical_target(
+            user_id, key, {name: columns[name] for name in TARGET_COLUMNS}, columns["unit"]
+        )
         async with self._db.transaction(user_id=user_id) as conn:
             await advisory_lock(conn, user_lock_key(user_id))
             await series_store.upsert_values(conn, user_id, history)
@@ -144,13 +148,15 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
                 row = await conn.fetchrow(
                     """INSERT INTO goals (user_id, goal_id, series, request_id, display_name, series_key,
                                           direction, target_value, target_low, target_high, unit,
-                                          evaluation_window_days, start_date, deadline)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING *""",
+                                          evaluation_window_days, start_date, deadline, canonical_target)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                       RETURNING *""",
                     user_id,
                     goal_id,
                     json_format.MessageToDict(request.goal.series),
                     request_id,
                     *(columns[name] for name in goal_store.GOAL_COLUMNS if name != "series"),
+                    canonical,
                 )
             except asyncpg.UniqueViolationError:
                 raise AlreadyExists(f"goal {goal_id!r} already exists", reason="GOAL_EXISTS") from None
@@ -223,8 +229,7 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
             row = await conn.fetchrow(
                 """UPDATE goals SET display_name = $3, direction = $4, target_value = $5, target_low = $6,
                           target_high = $7, unit = $8, evaluation_window_days = $9, start_date = $10,
-                          deadline = $11,
-                          update_time = now(), version = version + 1
+                          deadline = $11, canonical_target = $12, update_time = now(), version = version + 1
                    WHERE user_id = $1 AND goal_id = $2 RETURNING *""",
                 user_id,
                 goal_id,
@@ -237,6 +242,12 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
                 columns["evaluation_window_days"],
                 columns["start_date"],
                 columns["deadline"],
+                await self._engine.canonical_target(
+                    user_id,
+                    row["series_key"],
+                    {name: columns[name] for name in TARGET_COLUMNS},
+                    columns["unit"],
+                ),
             )
             row = await self._engine.refresh_goal(conn, user_id, row, now=datetime.now(UTC))
             event = events_pb2.GoalUpdated(

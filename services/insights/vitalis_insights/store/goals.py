@@ -40,15 +40,16 @@ def _date(day: date) -> date_pb2.Date:
 
 
 def target_of(row: asyncpg.Record | dict[str, Any]) -> GoalTarget:
-    """The domain view of a goal row."""
+    """The domain view of a goal row, its target in the series' canonical unit."""
+    canonical = row["canonical_target"]
     return GoalTarget(
         goal=f"users/{row['user_id']}/goals/{row['goal_id']}",
         display_name=row["display_name"],
         direction=row["direction"],
-        target_value=row["target_value"],
-        target_low=row["target_low"],
-        target_high=row["target_high"],
-        unit=row["unit"],
+        target_value=canonical.get("target_value") if canonical else row["target_value"],
+        target_low=canonical.get("target_low") if canonical else row["target_low"],
+        target_high=canonical.get("target_high") if canonical else row["target_high"],
+        unit=canonical["unit"] if canonical else row["unit"],
         window_days=row["evaluation_window_days"],
         start_date=row["start_date"],
         deadline=row["deadline"],
