@@ -326,3 +326,31 @@ async def test_upload_validates_format_and_size(service: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await upload(service, b"")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_cancelling_a_running_import_stops_it_and_keeps_what_was_written(
+    service: Any, tmp_path: Any
+) -> None:
+    from .test_large_import import write_export
+
+    export = tmp_path / "export.xml"
+    write_export(export, 40_000)
+    job = await upload(service, export.read_bytes())
+    stub = import_service_pb2_grpc.ImportServiceStub(service.channel)
+    cancelled = await stub.CancelImportJob(
+        import_service_pb2.CancelImportJobRequest(name=job.name), metadata=service.me
+    )
+    assert cancelled.cancel_requested
+    final = (await finished(service, job))[-1]
+    assert final.state == import_job_pb2.IMPORT_JOB_STATE_CANCELLED
+    assert final.counts.received_count < 40_000
+    stored = await stored_samples(service, service.user_id)
+    assert len(stored) == final.counts.new_count
+    again = await stub.CancelImportJob(
+        import_service_pb2.CancelImportJobRequest(name=job.name), metadata=service.me
+    )
+    assert again.state == import_job_pb2.IMPORT_JOB_STATE_CANCELLED
+    # A cancelled job does not hold its bytes: uploading them again starts a new job.
+    retried = await upload(service, export.read_bytes())
+    assert retried.name != job.name
+    await finished(service, retried)

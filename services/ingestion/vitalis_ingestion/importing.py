@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 import zipfile
@@ -111,7 +112,8 @@ class ImportRunner:
 
     def submit(self, job: ImportJob) -> None:
         """Start ``job`` in the background."""
-        task = asyncio.create_task(self._run(job), name=f"import-{job.job_id}")
+        # A fresh context: the job must not inherit the uploading request's deadline or caller.
+        task = asyncio.create_task(self._run(job), name=f"import-{job.job_id}", context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -130,7 +132,10 @@ class ImportRunner:
     async def _run(self, job: ImportJob) -> None:
         async with self._slots:
             async with self._db.transaction(user_id=job.user_id) as conn:
-                await self._jobs.start(conn, job)
+                started = await self._jobs.start(conn, job)
+            if not started:
+                self.path_of(job.job_id).unlink(missing_ok=True)
+                return
             counts = JobCounts()
             state, error = JobState.SUCCEEDED, None
             try:

@@ -111,15 +111,16 @@ class ImportJobStore:
         )
         return [_job(row) for row in rows]
 
-    async def start(self, conn: asyncpg.Connection, job: ImportJob) -> None:
-        """Mark a pending job running."""
-        await conn.execute(
+    async def start(self, conn: asyncpg.Connection, job: ImportJob) -> bool:
+        """Mark a pending job running; ``False`` when it is no longer pending (cancelled meanwhile)."""
+        status: str = await conn.execute(
             """UPDATE import_jobs SET state = 2, start_time = now(), update_time = now(),
                       version = version + 1
                WHERE user_id = $1 AND job_id = $2 AND state = 1""",
             job.user_id,
             job.job_id,
         )
+        return status.endswith(" 1")
 
     async def progress(
         self,
