@@ -354,3 +354,33 @@ async def test_cancelling_a_running_import_stops_it_and_keeps_what_was_written(
     retried = await upload(service, export.read_bytes())
     assert retried.name != job.name
     await finished(service, retried)
+
+
+async def test_a_stalled_job_is_resumed_from_its_file(service: Any) -> None:
+    user_id = service.user_id
+    data = (FIXTURES / "fit" / "WeightScaleSingleUser.fit").read_bytes()
+    runner = service.app.runner
+    async with service.app.db.transaction(user_id=user_id) as conn:
+        job, _ = await service.app.jobs.create(
+            conn,
+            user_id,
+            format=3,
+            source_id=None,
+            document="",
+            file_name="scale.fit",
+            size_bytes=len(data),
+            content_sha256="0" * 64,
+            request_id=None,
+        )
+        # As a process that died mid-import would leave it: running, with no progress for a while.
+        await conn.execute(
+            "UPDATE import_jobs SET state = 2, update_time = now() - interval '1 hour' WHERE job_id = $1",
+            job.job_id,
+        )
+    runner.path_of(job.job_id).write_bytes(data)
+
+    assert await runner.resume_stalled() == 1
+    final = (await finished(service, import_job_pb2.ImportJob(name=job.name)))[-1]
+    assert final.state == SUCCEEDED
+    assert final.counts.new_count == 2
+    assert await runner.resume_stalled() == 0

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, cast
 
@@ -39,9 +39,11 @@ from vitalis_ingestion.store.import_jobs import ImportJobStore
 from vitalis_ingestion.store.records import RecordStore
 from vitalis_ingestion.store.samples import SampleStore
 from vitalis_ingestion.store.sources import SourceStore
+from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database
 
 logger = logging.getLogger(__name__)
+STALL_TIMEOUT = timedelta(minutes=10)
 JsonItems = Callable[[IO[bytes], uuid.UUID, SourceHint], Iterator[ImportItem]]
 
 
@@ -116,6 +118,35 @@ class ImportRunner:
         task = asyncio.create_task(self._run(job), name=f"import-{job.job_id}", context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def resume_stalled(self, *, older_than: timedelta = STALL_TIMEOUT) -> int:
+        """Run again the stalled jobs whose files this process holds (after a restart); return how many.
+
+        Records already written are found again by their natural keys, so the rerun only adds what
+        is missing; its counts describe the rerun.
+        """
+        async with self._db.transaction(user_id=None) as conn:
+            stalled = await self._jobs.stale(conn, older_than=older_than)
+        resumed = 0
+        for user_id, job_id in stalled:
+            if not self.path_of(job_id).exists():
+                continue
+            async with self._db.transaction(user_id=user_id) as conn:
+                job = await self._jobs.get(conn, user_id, job_id)
+                if job is None or not await self._jobs.reclaim(conn, job, older_than=older_than):
+                    continue
+            self.submit(job)
+            resumed += 1
+        return resumed
+
+    async def keep_resuming(self, stop: asyncio.Event) -> None:
+        """Resume stalled jobs at start and then every minute, until ``stop`` is set."""
+
+        async def step() -> bool:
+            await self.resume_stalled()
+            return False
+
+        await run_until_stopped(step, stop, name="import-resume", idle_delay=60.0)
 
     async def run_now(self, job: ImportJob) -> None:
         """Run ``job`` to its end in the caller's task (tools and benchmarks)."""

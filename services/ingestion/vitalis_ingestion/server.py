@@ -267,4 +267,8 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
         schema=SCHEMA,
         streams=StreamNames("ingestion", shard_count=settings.event_shards),
     )
-    return replace(parts, background=[*parts.background, relay.run], on_stop=[*parts.on_stop, close])
+    return replace(
+        parts,
+        background=[*parts.background, relay.run, app.runner.keep_resuming],
+        on_stop=[*parts.on_stop, close],
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import asyncpg
@@ -169,6 +169,25 @@ class ImportJobStore:
         )
         assert row is not None
         return _job(row)
+
+    async def stale(
+        self, conn: asyncpg.Connection, *, older_than: timedelta
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(user, job) of every job pending or running without progress for ``older_than``."""
+        rows = await conn.fetch("SELECT user_id, job_id FROM stale_import_jobs($1)", older_than)
+        return [(row["user_id"], row["job_id"]) for row in rows]
+
+    async def reclaim(self, conn: asyncpg.Connection, job: ImportJob, *, older_than: timedelta) -> bool:
+        """Put a stalled job back to pending so it runs again; ``False`` when another process got it first."""
+        status: str = await conn.execute(
+            """UPDATE import_jobs SET state = 1, update_time = now(), version = version + 1
+               WHERE user_id = $1 AND job_id = $2 AND state IN (1, 2)
+                 AND update_time < now() - $3::interval""",
+            job.user_id,
+            job.job_id,
+            older_than,
+        )
+        return status.endswith(" 1")
 
     async def request_cancel(self, conn: asyncpg.Connection, job: ImportJob) -> ImportJob:
         """Flag a pending or running job for cancellation (a pending one is cancelled at once)."""
