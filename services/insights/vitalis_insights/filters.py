@@ -28,17 +28,22 @@ class FilterField:
     enum_value: Callable[[str], int] | None = None
 
 
-def filter_to_sql(
-    text: str, fields: Mapping[str, FilterField], *, first_parameter: int, field_name: str = "filter"
-) -> tuple[str, list[Any]]:
-    """SQL conditions (``AND``-joined, or ``TRUE``) and their parameters, numbered from ``first_parameter``.
+@dataclass(frozen=True)
+class FilterTerm:
+    """One ``field op value`` term, its value already typed."""
 
-    Raises ``InvalidArgument`` on ``field_name`` for a term it cannot parse or an unknown field.
-    """
+    field: str
+    operator: str
+    value: Any
+
+
+def parse_filter(
+    text: str, fields: Mapping[str, FilterField], *, field_name: str = "filter"
+) -> list[FilterTerm]:
+    """The terms of a filter; ``InvalidArgument`` on ``field_name`` for a bad term or an unknown field."""
+    terms: list[FilterTerm] = []
     if not text.strip():
-        return "TRUE", []
-    conditions: list[str] = []
-    parameters: list[Any] = []
+        return terms
     for term in re.split(r"\s+AND\s+", text.strip()):
         match = _TERM.match(term)
         if match is None:
@@ -51,9 +56,36 @@ def filter_to_sql(
             raise InvalidArgument.for_field(
                 field_name, f"unknown field {name!r}; known fields: {', '.join(sorted(fields))}"
             )
-        parameters.append(_value(spec, name, raw, field_name))
-        conditions.append(f"{spec.column} {_OPERATORS[operator]} ${first_parameter + len(parameters) - 1}")
-    return " AND ".join(conditions), parameters
+        terms.append(FilterTerm(name, operator, _value(spec, name, raw, field_name)))
+    return terms
+
+
+def filter_to_sql(
+    text: str, fields: Mapping[str, FilterField], *, first_parameter: int, field_name: str = "filter"
+) -> tuple[str, list[Any]]:
+    """SQL conditions (``AND``-joined, or ``TRUE``) and their parameters, numbered from
+    ``first_parameter``."""
+    terms = parse_filter(text, fields, field_name=field_name)
+    if not terms:
+        return "TRUE", []
+    conditions = [
+        f"{fields[term.field].column} {_OPERATORS[term.operator]} ${first_parameter + index}"
+        for index, term in enumerate(terms)
+    ]
+    return " AND ".join(conditions), [term.value for term in terms]
+
+
+def matches(terms: list[FilterTerm], values: Mapping[str, Any]) -> bool:
+    """Whether values held in memory satisfy every term."""
+    compare = {
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    return all(compare[term.operator](values[term.field], term.value) for term in terms)
 
 
 def _value(spec: FilterField, name: str, raw: str, field_name: str) -> Any:

@@ -13,10 +13,10 @@ import asyncpg
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from vitalis.insights.v1 import insight_pb2, insight_service_pb2, insight_service_pb2_grpc
+from vitalis.insights.v1 import common_pb2, insight_pb2, insight_service_pb2, insight_service_pb2_grpc
 from vitalis_insights.api.names import ReadAccess, not_found, resolve_uuid_child
 from vitalis_insights.domain.rules import RULES, RuleSpec
-from vitalis_insights.filters import FilterField, filter_to_sql
+from vitalis_insights.filters import FilterField, filter_to_sql, matches, parse_filter
 from vitalis_insights.notifier import ChangeNotifier
 from vitalis_insights.store import feed
 from vitalis_insights.store.insights import insight_to_proto
@@ -202,8 +202,11 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         size = resolve_page_size(request.page_size)
         fingerprint = {"filter": request.filter}
         cursor = self._tokens.decode(request.page_token, request=fingerprint)
+        terms = parse_filter(request.filter, RULE_FILTERS)
         rules = [
-            rule for rule in sorted(RULES, key=lambda rule: rule.name) if _rule_matches(rule, request.filter)
+            rule
+            for rule in sorted(RULES, key=lambda rule: rule.name)
+            if matches(terms, {"category": rule.category, "enabled": rule.enabled})
         ]
         offset = int(cursor.get("offset", 0))
         page = rules[offset : offset + size]
@@ -224,21 +227,7 @@ class InsightServicer(insight_service_pb2_grpc.InsightServiceServicer):
         raise not_found(request.name)
 
 
-def _rule_matches(rule: RuleSpec, text: str) -> bool:
-    """Apply a category/enabled filter to a rule held in memory."""
-    from vitalis.insights.v1 import common_pb2
-
-    fields = {
-        "category": FilterField("category", "enum", common_pb2.InsightCategory.Value),
-        "enabled": FilterField("enabled", "bool"),
-    }
-    condition, parameters = filter_to_sql(text, fields, first_parameter=1)
-    if condition == "TRUE":
-        return True
-    values = {"category": rule.category, "enabled": rule.enabled}
-    for term, parameter in zip(condition.split(" AND "), parameters, strict=True):
-        column, operator, _ = term.split(" ", 2)
-        actual = values[column]
-        if (operator == "=" and actual != parameter) or (operator == "<>" and actual == parameter):
-            return False
-    return True
+RULE_FILTERS: Final = {
+    "category": FilterField("category", "enum", common_pb2.InsightCategory.Value),
+    "enabled": FilterField("enabled", "bool"),
+}
