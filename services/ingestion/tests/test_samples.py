@@ -465,3 +465,31 @@ async def test_bucket_queries_validate_their_arguments(service: Any) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await stub(service).QuerySampleBuckets(request, metadata=service.me)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_partitions_created_on_demand_keep_row_level_security(
+    service: Any, make_source: Any, admin_database_url: str, ingestion_role: str
+) -> None:
+    from vitalis_runtime.migrations import assert_rls_posture
+
+    source = await make_source("watch")
+    months = [
+        datetime(2019, 1, 15, tzinfo=UTC),
+        datetime(2024, 2, 29, tzinfo=UTC),
+        datetime(2031, 12, 31, tzinfo=UTC),
+    ]
+    await stub(service).BatchCreateSamples(
+        sample_service_pb2.BatchCreateSamplesRequest(
+            parent="users/me", samples=[sample(source, HR, 60, moment) for moment in months]
+        ),
+        metadata=service.me,
+    )
+    async with service.app.db.transaction(user_id=None) as conn:
+        partitions = await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'samples'::regclass ORDER BY 1"
+        )
+        # Without a user, row-level security shows nothing, even through a partition.
+        assert await conn.fetchval("SELECT count(*) FROM samples_2019_01") == 0
+    assert [row["relname"] for row in partitions] == ["samples_2019_01", "samples_2024_02"]
+    assert await assert_rls_posture(admin_database_url, schema="ingestion", app_role=ingestion_role) == []
