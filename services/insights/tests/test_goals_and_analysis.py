@@ -402,3 +402,24 @@ async def test_a_biomarker_goal_in_another_unit_is_followed_in_the_canonical_uni
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.CreateGoal(request, metadata=me)
             assert refused.value.code() == code
+
+
+async def test_sleep_debt_is_a_series_goals_can_follow(platform: Platform) -> None:
+    user_id = uuid.uuid4()
+    async with running_insights(platform, platform.settings()) as insights:
+        await publish_nights(platform, user_id, [55] * 9, [420] * 9)
+        goal = await goal_service_pb2_grpc.GoalServiceStub(insights.channel).CreateGoal(
+            goal_service_pb2.CreateGoalRequest(
+                parent="users/me",
+                goal=goal_pb2.Goal(
+                    series=common_pb2.Series(sleep_measure=common_pb2.SLEEP_MEASURE_SLEEP_DEBT),
+                    direction=goal_pb2.GOAL_DIRECTION_AT_MOST,
+                    target_value=60,
+                    unit="min",
+                    evaluation_window=Duration(seconds=86400),
+                ),
+            ),
+            metadata=bearer(platform, user_id),
+        )
+        assert goal.progress.current.value == pytest.approx(9 * 60)
+        assert goal.progress.current.unit == "min"

@@ -16,6 +16,7 @@ from vitalis_insights.domain.rules import (
     reference_change_value,
     significant_change,
     sleep_debt,
+    sleep_debt_of,
 )
 from vitalis_insights.domain.series import HRV_RMSSD, RESTING_HEART_RATE, TOTAL_SLEEP_TIME, SeriesValue
 
@@ -162,3 +163,11 @@ def test_goal_milestones_are_found_once() -> None:
 def test_every_rule_has_a_unique_id_and_a_version() -> None:
     assert len({rule.id for rule in RULES}) == len(RULES)
     assert all(rule.version >= 1 and rule.trigger_event_types for rule in RULES)
+
+
+def test_sleep_debt_sums_the_shortfall_of_the_last_fourteen_nights() -> None:
+    found = sleep_debt_of(nights(TOTAL_SLEEP_TIME, [300] * 5 + [420] * 14 + [480, 500], "min"))
+    assert found is not None
+    debt, window = found
+    assert len(window) == 14
+    assert debt == pytest.approx(12 * 60)

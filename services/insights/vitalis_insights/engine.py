@@ -31,8 +31,9 @@ from vitalis_insights.domain.rules import (
     night_anomaly,
     significant_change,
     sleep_debt,
+    sleep_debt_of,
 )
-from vitalis_insights.domain.series import TOTAL_SLEEP_TIME, SeriesValue
+from vitalis_insights.domain.series import SLEEP_DEBT, TOTAL_SLEEP_TIME, SeriesValue
 from vitalis_insights.facts import gather_facts
 from vitalis_insights.narrator import Narrator
 from vitalis_insights.store import goals as goal_store
@@ -108,7 +109,14 @@ class InsightsEngine:
                 if found is not None:
                     findings.append(found)
         if TOTAL_SLEEP_TIME in keys:
-            found = sleep_debt(await series_store.values_of(conn, user_id, TOTAL_SLEEP_TIME))
+            nights = await series_store.values_of(conn, user_id, TOTAL_SLEEP_TIME)
+            debt = sleep_debt_of(nights)
+            if debt is not None:
+                latest = debt[1][-1]
+                debt_value = SeriesValue(SLEEP_DEBT, latest.observe_time, debt[0], "min", latest.evidence)
+                await series_store.upsert_values(conn, user_id, [debt_value])
+                keys.append(SLEEP_DEBT)
+            found = sleep_debt(nights)
             if found is not None:
                 findings.append(found)
         await self._store(conn, user_id, findings)

@@ -284,8 +284,8 @@ def night_anomaly(series: str, values: Sequence[SeriesValue]) -> Finding | None:
     )
 
 
-def sleep_debt(values: Sequence[SeriesValue]) -> Finding | None:
-    """Sleep debt over the last 14 nights of total sleep time, if above the threshold."""
+def sleep_debt_of(values: Sequence[SeriesValue]) -> tuple[float, list[SeriesValue]] | None:
+    """The shortfall against the need over the last 14 nights and those nights; None with too few."""
     rule = SLEEP_DEBT
     nights = sorted(values, key=lambda value: value.observe_time)
     if not nights:
@@ -299,9 +299,20 @@ def sleep_debt(values: Sequence[SeriesValue]) -> Finding | None:
     if len(window) < int(rule.parameters["min_nights"]):
         return None
     need = float(rule.parameters["need_minutes"])
-    debt = sum(max(0.0, need - night.value) for night in window)
+    return sum(max(0.0, need - night.value) for night in window), window
+
+
+def sleep_debt(values: Sequence[SeriesValue]) -> Finding | None:
+    """Sleep debt over the last 14 nights of total sleep time, if above the threshold."""
+    rule = SLEEP_DEBT
+    found = sleep_debt_of(values)
+    if found is None:
+        return None
+    debt, window = found
+    need = float(rule.parameters["need_minutes"])
     if debt <= float(rule.parameters["threshold_minutes"]):
         return None
+    last = _day(window[-1].observe_time)
     year, week, _ = last.isocalendar()
     return Finding(
         rule=rule,
@@ -325,7 +336,7 @@ def sleep_debt(values: Sequence[SeriesValue]) -> Finding | None:
         series_key=TOTAL_SLEEP_TIME,
         observed=(debt, "min"),
         expected_range=(None, float(rule.parameters["threshold_minutes"]), "min"),
-        period=(window[0].observe_time, nights[-1].observe_time + timedelta(days=1)),
+        period=(window[0].observe_time, window[-1].observe_time + timedelta(days=1)),
     )
 
 

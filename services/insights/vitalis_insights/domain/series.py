@@ -20,6 +20,7 @@ TOTAL_SLEEP_TIME: Final = "sleep:total-sleep-time"
 SLEEP_EFFICIENCY: Final = "sleep:sleep-efficiency"
 DEEP_SLEEP_TIME: Final = "sleep:deep-sleep-time"
 REM_SLEEP_TIME: Final = "sleep:rem-sleep-time"
+SLEEP_DEBT: Final = "sleep:sleep-debt"
 
 
 @dataclass(frozen=True)
