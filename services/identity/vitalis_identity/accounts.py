@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.accounts import Account, AccountTier, apply_account_update
@@ -120,7 +122,9 @@ class Accounts:
                 await events.tier_changed(conn, saved, current.tier)
             return saved
 
-    async def _owned(self, conn: Any, caller: uuid.UUID, account_id: uuid.UUID, etag: str) -> Account:
+    async def _owned(
+        self, conn: asyncpg.Connection, caller: uuid.UUID, account_id: uuid.UUID, etag: str
+    ) -> Account:
         current = await self._store.get(conn, account_id)
         if current is None:
             raise account_not_found(account_id)
@@ -132,7 +136,7 @@ class Accounts:
 
     async def _set_members_deleted(
         self,
-        conn: Any,
+        conn: asyncpg.Connection,
         caller: uuid.UUID,
         account_id: uuid.UUID,
         when: datetime | None,
@@ -153,7 +157,7 @@ class Accounts:
         await conn.execute("SELECT set_config('app.current_user_id', $1, true)", str(caller))
 
     async def _save(
-        self, conn: Any, caller: uuid.UUID, account: Account, version: int, action: AuditAction
+        self, conn: asyncpg.Connection, caller: uuid.UUID, account: Account, version: int, action: AuditAction
     ) -> Account:
         saved = await self._store.save(conn, account, expected_version=version)
         if saved is None:

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
@@ -26,7 +28,9 @@ def user_not_found(name: str) -> NotFound:
     return NotFound(f"user {name!r} was not found", reason="USER_NOT_FOUND", metadata={"name": name})
 
 
-async def schedule_erasure(jobs: JobStore, conn: Any, user_id: uuid.UUID, when: datetime) -> None:
+async def schedule_erasure(
+    jobs: JobStore, conn: asyncpg.Connection, user_id: uuid.UUID, when: datetime
+) -> None:
     """Queue the erasure that runs when a soft-deleted user's grace period ends."""
     await jobs.create(
         conn, "erasure", user_id, request_id=None, trigger=ErasureTrigger.DELETION_EXPIRED, run_after=when

@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from vitalis_identity import events
 from vitalis_identity.audit import AuditTrail
 from vitalis_identity.domain.audit import AuditAction
 from vitalis_identity.domain.filters import Comparison
 from vitalis_identity.domain.grants import ShareGrant, ShareScope, validate_new_grant
-from vitalis_identity.domain.users import normalize_email
+from vitalis_identity.domain.users import User, normalize_email
 from vitalis_identity.listing import FilterField, ListQuery
 from vitalis_identity.profiles import stale_etag, user_not_found
 from vitalis_identity.store import UserStore
@@ -100,7 +102,9 @@ class Sharing:
             await self._audit.record(conn, owner_id, AuditAction.PERMISSION_CHANGE, saved.name)
             return saved
 
-    async def _read_other_user(self, conn: Any, owner_id: uuid.UUID, other: uuid.UUID) -> Any:
+    async def _read_other_user(
+        self, conn: asyncpg.Connection, owner_id: uuid.UUID, other: uuid.UUID
+    ) -> User | None:
         # The grantee's name is copied into the grant, read acting briefly as the grantee.
         await conn.execute("SELECT set_config('app.current_user_id', $1, true)", str(other))
         try:
