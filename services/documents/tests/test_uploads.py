@@ -266,3 +266,21 @@ async def test_concurrent_uploads_of_the_same_bytes_make_one_document(
             document_service_pb2.ListDocumentsRequest(parent="users/me"), metadata=client.auth(user)
         )
         assert len(listed.documents) == 1
+
+
+async def test_abandoned_staged_writes_are_swept(storage: ObjectStorage) -> None:
+    from datetime import timedelta
+
+    from vitalis_documents.storage.disk import DiskStorage
+
+    kept = await storage.open_writer()
+    await kept.write(CSV)
+    await kept.commit("someone/" + hashlib.sha256(CSV).hexdigest())
+    writer = await storage.open_writer()
+    await writer.write(b"%PDF-1.7 half an upload")
+    if isinstance(storage, DiskStorage):
+        # (The S3 test server reports a fixed start time for every multipart upload.)
+        assert await storage.sweep_staging(timedelta(days=1)) == 0
+    assert await storage.sweep_staging(timedelta(seconds=0)) == 1
+    assert await storage.exists("someone/" + hashlib.sha256(CSV).hexdigest())
+    await writer.abort()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 
 import grpc
 from google.protobuf import json_format
@@ -49,6 +50,7 @@ SERVICE_NAMES = tuple(
     )
 )
 PURGE_INTERVAL_SECONDS = 3600.0
+STAGING_RETENTION = timedelta(days=1)
 
 
 class DocumentsApplication:
@@ -123,7 +125,17 @@ class DocumentsApplication:
         async def step() -> bool:
             return await self.library.purge_due() > 0
 
-        await run_until_stopped(step, stop, name="document purge", idle_delay=PURGE_INTERVAL_SECONDS)
+        async def sweep() -> None:
+            await self.storage.sweep_staging(STAGING_RETENTION)
+
+        await run_until_stopped(
+            step,
+            stop,
+            name="document purge",
+            idle_delay=PURGE_INTERVAL_SECONDS,
+            housekeeping=sweep,
+            housekeeping_interval=PURGE_INTERVAL_SECONDS,
+        )
 
     @property
     def background(self) -> list[Callable[[asyncio.Event], Awaitable[None]]]:

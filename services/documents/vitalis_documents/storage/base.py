@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Protocol
 
 
@@ -58,6 +59,10 @@ class ObjectStorage(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int:
         """Remove every object whose key starts with ``prefix``; return how many."""
+        ...
+
+    async def sweep_staging(self, older_than: timedelta) -> int:
+        """Discard writes abandoned longer than ``older_than`` ago (a process died mid-upload)."""
         ...
 
     async def close(self) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,6 +71,21 @@ class DiskStorage:
         count = sum(1 for entry in folder.iterdir() if entry.is_file())
         await asyncio.to_thread(shutil.rmtree, folder, True)
         return count
+
+    async def sweep_staging(self, older_than: timedelta) -> int:
+        """Remove staged files not touched for ``older_than``."""
+
+        def sweep() -> int:
+            cutoff = time.time() - older_than.total_seconds()
+            removed = 0
+            for entry in (self._root / _STAGING).iterdir():
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime <= cutoff:
+                        entry.unlink()
+                        removed += 1
+            return removed
+
+        return await asyncio.to_thread(sweep)
 
     async def close(self) -> None:
         """Nothing to release."""

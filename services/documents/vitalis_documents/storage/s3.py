@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiobotocore.session import get_session  # type: ignore[import-untyped]
@@ -142,6 +143,24 @@ class S3Storage:
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
         return deleted
+
+    async def sweep_staging(self, older_than: timedelta) -> int:
+        """Abort multipart uploads to staging keys started more than ``older_than`` ago."""
+        cutoff = datetime.now(UTC) - older_than
+        aborted = 0
+        try:
+            listed = await self._client.list_multipart_uploads(
+                Bucket=self._bucket, Prefix=self._key(_STAGING)
+            )
+            for upload in listed.get("Uploads", []):
+                if upload["Initiated"] <= cutoff:
+                    await self._client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        except (BotoCoreError, ClientError) as error:
+            raise _unavailable(error) from error
+        return aborted
 
     async def close(self) -> None:
         """Close the client."""
