@@ -13,6 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from scipy import stats
 
 from vitalis.biomarkers.v1 import (
+    biomarker_pb2,
     dictionary_service_pb2,
     dictionary_service_pb2_grpc,
     panel_pb2,
@@ -328,6 +329,14 @@ class StandInBiomarkers(
         return dictionary_service_pb2.ConvertBiomarkerValueResponse(
             value=request.value * factors[request.from_unit], unit="mg/dL"
         )
+
+    async def GetBiomarker(
+        self, request: dictionary_service_pb2.GetBiomarkerRequest, context: object
+    ) -> biomarker_pb2.BiomarkerDefinition:
+        """LDL only."""
+        if request.name != LDL:
+            raise NotFound(f"{request.name!r} was not found")
+        return biomarker_pb2.BiomarkerDefinition(name=LDL, display_name="LDL cholesterol, direct")
 
     async def ListMarkers(
         self, request: panel_service_pb2.ListMarkersRequest, context: object

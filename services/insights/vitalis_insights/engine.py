@@ -218,6 +218,14 @@ class InsightsEngine:
             return await self._ingestion.history(user_id, start, end)
         return []
 
+    async def require_known_biomarker(self, user_id: uuid.UUID, key: str) -> None:
+        """NOT_FOUND for a biomarker series the dictionary does not know (when biomarkers can be asked)."""
+        if not key.startswith("biomarker:") or self._biomarkers is None:
+            return
+        biomarker = key.removeprefix("biomarker:")
+        if not await self._biomarkers.biomarker_exists(user_id, biomarker):
+            raise errors.NotFound(f"biomarker {biomarker!r} was not found", reason="BIOMARKER_NOT_FOUND")
+
     async def canonical_target(
         self, user_id: uuid.UUID, key: str, values: dict[str, float | None], unit: str
     ) -> dict[str, Any] | None:

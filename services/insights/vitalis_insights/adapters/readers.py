@@ -90,6 +90,10 @@ class BiomarkerReader(Protocol):
         """``value`` in ``unit`` converted to the biomarker's canonical unit."""
         ...
 
+    async def biomarker_exists(self, user_id: uuid.UUID, biomarker: str) -> bool:
+        """Whether the dictionary knows the biomarker."""
+        ...
+
 
 def _unavailable(service: str, error: grpc.aio.AioRpcError) -> errors.Unavailable:
     return errors.Unavailable(
@@ -238,6 +242,23 @@ class GrpcBiomarkerReader:
                 continue
             self._names[biomarker] = found.display_name
         return {biomarker: self._names[biomarker] for biomarker in biomarkers if biomarker in self._names}
+
+    async def biomarker_exists(self, user_id: uuid.UUID, biomarker: str) -> bool:
+        """DictionaryService.GetBiomarker answers it (and the display name is remembered)."""
+        if biomarker in self._names:
+            return True
+        try:
+            found = await self._dictionary.GetBiomarker(
+                dictionary_service_pb2.GetBiomarkerRequest(name=biomarker),
+                metadata=self._credentials.metadata(user_id),
+                timeout=CALL_TIMEOUT,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in _RETRYABLE:
+                raise _unavailable("biomarkers", error) from error
+            return error.code() != grpc.StatusCode.NOT_FOUND
+        self._names[biomarker] = found.display_name
+        return True
 
     async def to_canonical(
         self, user_id: uuid.UUID, biomarker: str, value: float, unit: str

@@ -89,6 +89,7 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         """Median baseline, scaled MAD, Theil-Sen slope with its 95 % interval, Mann-Kendall p."""
         user_id = await self._access.parent(request.parent)
         key = series_key(request.series)
+        await self._engine.require_known_biomarker(user_id, key)
         start, end = _interval(request.interval, request.HasField("interval"), "interval")
         values = await self._values(user_id, key, start, end, needed=statistics.MIN_TREND_POINTS)
         origin = start
@@ -132,6 +133,8 @@ class AnalysisServicer(analysis_service_pb2_grpc.AnalysisServiceServicer):
         key_y = series_key(request.series_y, field="series_y")
         if key_x == key_y:
             raise InvalidArgument.for_field("series_y", "must differ from series_x")
+        for key in (key_x, key_y):
+            await self._engine.require_known_biomarker(user_id, key)
         lag = request.lag.ToTimedelta() if request.HasField("lag") else timedelta(0)
         if lag < timedelta(0) or lag > timedelta(days=MAX_LAG_DAYS) or lag % timedelta(days=1):
             raise InvalidArgument.for_field("lag", "must be a whole number of days from 0 to 30")
