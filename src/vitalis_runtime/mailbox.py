@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from vitalis_runtime import errors
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 
-_Work = tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]
+_Work = tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any], contextvars.Context]
 
 
 @dataclass
@@ -53,7 +54,8 @@ class KeyedMailbox(Generic[K]):
 
         Raises ``errors.ResourceExhausted`` when ``max_queue`` items of this key already wait,
         and ``errors.Unavailable`` once the mailbox is closing. If the caller is cancelled before its
-        item starts, the item never runs; once started, it runs to completion.
+        item starts, the item never runs; once started, it runs to completion. The item runs in a copy
+        of the submitter's context, so its request id, caller and trace are the submitter's.
         """
         if self._closed:
             raise errors.Unavailable("The service is shutting down.", reason="SHUTTING_DOWN")
@@ -64,7 +66,7 @@ class KeyedMailbox(Generic[K]):
             worker.task = asyncio.create_task(self._drain(key, worker), name=f"mailbox {key!r}")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         try:
-            worker.queue.put_nowait((work, future))
+            worker.queue.put_nowait((work, future, contextvars.copy_context()))
         except asyncio.QueueFull:
             raise errors.ResourceExhausted(
                 "Too many requests for the same resource are waiting; retry later.", reason="MAILBOX_FULL"
@@ -101,11 +103,17 @@ class KeyedMailbox(Generic[K]):
             await asyncio.gather(*tasks)
 
 
-async def _run(work: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+async def _run(
+    work: Callable[[], Awaitable[Any]], future: asyncio.Future[Any], context: contextvars.Context
+) -> None:
     if future.cancelled():
         return
+
+    async def call() -> Any:
+        return await work()
+
     try:
-        result = await work()
+        result = await asyncio.create_task(call(), context=context)
     except asyncio.CancelledError:
         future.cancel()
         raise

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -148,3 +150,31 @@ def test_lock_ids_are_stable_signed_64_bit_numbers() -> None:
     assert lock_id("ingestion.import:42") != lock_id("ingestion.import:43")
     assert all(-(2**63) <= lock_id(str(i)) < 2**63 for i in range(1000))
     assert any(lock_id(str(i)) < 0 for i in range(1000))
+
+
+async def test_each_item_runs_in_its_submitters_context() -> None:
+    request: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+    mailbox: KeyedMailbox[str] = KeyedMailbox()
+    release = asyncio.Event()
+
+    async def first() -> str:
+        await release.wait()
+        return request.get()
+
+    async def later() -> str:
+        return request.get()
+
+    async def submit_as(name: str, work: Callable[[], Awaitable[str]]) -> str:
+        request.set(name)
+        return await mailbox.submit("user-1", work)
+
+    try:
+        running = asyncio.create_task(submit_as("request-a", first))
+        await asyncio.sleep(0)
+        queued = asyncio.create_task(submit_as("request-b", later))
+        await asyncio.sleep(0)
+        release.set()
+        assert await running == "request-a"
+        assert await queued == "request-b"
+    finally:
+        await mailbox.close()
