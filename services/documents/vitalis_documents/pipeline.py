@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from time import monotonic
 
 import asyncpg
 
@@ -181,13 +182,32 @@ class ParsePipeline:
         document = await self._begin(user_id, document_id)
         if document is None:
             return
+        started = monotonic()
         try:
             result = await self._read(document)
         except ParseFailure as failure:
             await self._fail(document, failure)
+            logger.info(
+                "document parse failed",
+                extra={
+                    "document": document.name,
+                    "reason": failure.reason.name,
+                    "seconds": round(monotonic() - started, 3),
+                },
+            )
             return
         report, ocr_used = result
         await self._finish(document, report, ocr_used)
+        logger.info(
+            "document parsed",
+            extra={
+                "document": document.name,
+                "rows": len(report.rows),
+                "pages": report.page_count,
+                "ocr": ocr_used,
+                "seconds": round(monotonic() - started, 3),
+            },
+        )
 
     async def _begin(self, user_id: uuid.UUID, document_id: uuid.UUID) -> Document | None:
         async with self._library.db.transaction(user_id=user_id) as conn:
