@@ -9,6 +9,7 @@ import logging
 import uuid
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -300,19 +301,35 @@ class ImportRunner:
             prepared.record_owner[i] for i, r in enumerate(prepared.records) if r.record_id in new_records
         }
         stored_items = set(prepared.row_owner) | set(prepared.record_owner)
-        for index, item in enumerate(items):
-            for tally in (counts.total, counts.for_type(item.record_type)):
-                tally.received += item.weight
-                rejection = item.rejection or prepared.first_rejection.get(index)
-                if index in stored_items:
-                    tally.stored(new=item.weight if index in new_items else 0, written=item.weight)
-                elif rejection is not None:
-                    tally.reject(rejection, item.weight)
-                else:
-                    tally.reject(
-                        Rejection("EMPTY_RECORD", "the record carries nothing to store", item.location),
-                        item.weight,
-                    )
+        _count(items, counts, stored=stored_items, new=new_items, rejections=prepared.first_rejection)
+
+
+def _count(
+    items: list[ImportItem],
+    counts: JobCounts,
+    *,
+    stored: set[int],
+    new: set[int],
+    rejections: dict[int, Rejection],
+) -> None:
+    """Add a batch's outcome to the job's counts, overall and by record type."""
+    received: Counter[str] = Counter()
+    fresh: Counter[str] = Counter()
+    repeated: Counter[str] = Counter()
+    for index, item in enumerate(items):
+        received[item.record_type] += item.weight
+        if index in stored:
+            (fresh if index in new else repeated)[item.record_type] += item.weight
+            continue
+        rejection = item.rejection or rejections.get(index)
+        if rejection is None:
+            rejection = Rejection("EMPTY_RECORD", "the record carries nothing to store", item.location)
+        counts.total.reject(rejection, item.weight)
+        counts.for_type(item.record_type).reject(rejection, item.weight)
+    for record_type, count in received.items():
+        for tally in (counts.total, counts.for_type(record_type)):
+            tally.received += count
+            tally.stored(new=fresh[record_type], written=fresh[record_type] + repeated[record_type])
 
 
 def _known_sources_only(prepared: _Prepared, items: list[ImportItem], known: set[str]) -> _Prepared:
