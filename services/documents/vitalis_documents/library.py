@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,16 +22,15 @@ from vitalis_documents.domain.model import (
     ParseStateReason,
     default_kind,
 )
-from vitalis_documents.domain.sniffing import SNIFF_BYTES, sniff_content_type
-from vitalis_documents.storage.base import ObjectStorage, ObjectWriter, content_key
+from vitalis_documents.storage.base import ObjectStorage, content_key
 from vitalis_documents.store import ORDERINGS, Condition, DocumentStore, sort_value
+from vitalis_documents.uploads import StreamedUpload, too_large
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import (
     Aborted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
 )
 from vitalis_runtime.mailbox import advisory_lock
 from vitalis_runtime.outbox import add_to_outbox
@@ -100,66 +98,6 @@ def initial_parse_state(kind: DocumentKind, content_type: str) -> tuple[ParseSta
     return ParseState.PENDING, ParseStateReason.UNSPECIFIED, ""
 
 
-class _Upload:
-    """Bytes streaming in: sniffed, hashed, counted and written to storage, never held whole."""
-
-    def __init__(self, storage: ObjectStorage, max_bytes: int) -> None:
-        self._storage = storage
-        self._max_bytes = max_bytes
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.content_type = ""
-        self._head = bytearray()
-        self.writer: ObjectWriter | None = None
-
-    async def feed(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self._max_bytes:
-            raise too_large(self._max_bytes)
-        self.digest.update(chunk)
-        if self.writer is None:
-            self._head += chunk
-            if len(self._head) < SNIFF_BYTES:
-                return
-            await self._start()
-            return
-        await self.writer.write(chunk)
-
-    async def _start(self) -> None:
-        content_type = sniff_content_type(bytes(self._head[:SNIFF_BYTES]))
-        if content_type is None:
-            raise InvalidArgument(
-                "The file is not of an allowed type: upload a PDF, PNG, JPEG, HEIC, CSV, XML, ZIP or FIT"
-                " file.",
-                reason="UNSUPPORTED_CONTENT_TYPE",
-            )
-        self.content_type = content_type
-        self.writer = await self._storage.open_writer()
-        await self.writer.write(bytes(self._head))
-        self._head = bytearray()
-
-    async def finish(self) -> None:
-        if self.size == 0:
-            raise InvalidArgument(
-                "The upload carried no bytes; send the file's content.", reason="EMPTY_FILE"
-            )
-        if self.writer is None:
-            await self._start()
-
-    async def abort(self) -> None:
-        if self.writer is not None:
-            await self.writer.abort()
-
-
-def too_large(max_bytes: int) -> ResourceExhausted:
-    """The error for a file over the size limit."""
-    return ResourceExhausted(
-        f"The file is larger than the maximum of {max_bytes} bytes.",
-        reason="FILE_TOO_LARGE",
-        metadata={"max_bytes": str(max_bytes)},
-    )
-
-
 class DocumentLibrary:
     """The documents of every user, their bytes and their lifecycle."""
 
@@ -220,7 +158,7 @@ class DocumentLibrary:
                 return earlier
         if declared_size > self.max_upload_bytes:
             raise too_large(self.max_upload_bytes)
-        upload = _Upload(self._storage, self.max_upload_bytes)
+        upload = StreamedUpload(self._storage, self.max_upload_bytes)
         try:
             async for chunk in chunks:
                 await upload.feed(chunk)
@@ -248,7 +186,7 @@ class DocumentLibrary:
     async def _store_upload(
         self,
         user_id: uuid.UUID,
-        upload: _Upload,
+        upload: StreamedUpload,
         sha256: str,
         fields: DocumentFields,
         request_id: uuid.UUID | None,
