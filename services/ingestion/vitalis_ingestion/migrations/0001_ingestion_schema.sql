@@ -43,27 +43,41 @@ CREATE TABLE source_priorities (
     PRIMARY KEY (user_id)
 );
 
--- Samples: partitioned by month of start time. The natural key is the primary key, so a replayed
--- write is refused by ON CONFLICT DO NOTHING; partitions are created on demand by
--- ensure_sample_partitions (below), which runs with the owner's rights.
-CREATE TABLE samples (
-    user_id uuid NOT NULL,
-    metric smallint NOT NULL,
-    hrv_method smallint NOT NULL DEFAULT 0,
-    hrv_window_s integer NOT NULL DEFAULT 0,
-    source_id text NOT NULL,
-    start_time timestamptz NOT NULL,
-    end_time timestamptz NOT NULL,
-    sample_uid uuid NOT NULL,
-    value double precision NOT NULL,
-    utc_offset_s integer,
-    device_id text,
-    correlation_key text,
-    metadata jsonb,
-    import_job_id uuid,
-    create_time timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
-) PARTITION BY RANGE (start_time);
+-- Samples, by month of start time: a TimescaleDB hypertable when the extension is installed and
+-- preloaded, otherwise a natively partitioned table whose partitions ensure_sample_partitions (below)
+-- creates on demand with the owner's rights. The natural key is the primary key, so a replayed write
+-- is refused by ON CONFLICT DO NOTHING.
+DO $$
+DECLARE
+    definition CONSTANT text := $columns$ (
+        user_id uuid NOT NULL,
+        metric smallint NOT NULL,
+        hrv_method smallint NOT NULL DEFAULT 0,
+        hrv_window_s integer NOT NULL DEFAULT 0,
+        source_id text NOT NULL,
+        start_time timestamptz NOT NULL,
+        end_time timestamptz NOT NULL,
+        sample_uid uuid NOT NULL,
+        value double precision NOT NULL,
+        utc_offset_s integer,
+        device_id text,
+        correlation_key text,
+        metadata jsonb,
+        import_job_id uuid,
+        create_time timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
+    ) $columns$;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+       AND coalesce(current_setting('shared_preload_libraries', true), '') LIKE '%timescaledb%' THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+        EXECUTE 'CREATE TABLE samples ' || definition;
+        EXECUTE 'SELECT create_hypertable(''samples'', ''start_time'', chunk_time_interval => interval ''1 month'')';
+    ELSE
+        EXECUTE 'CREATE TABLE samples ' || definition || ' PARTITION BY RANGE (start_time)';
+    END IF;
+END;
+$$;
 CREATE INDEX samples_series_time ON samples (user_id, metric, hrv_method, start_time);
 
 CREATE FUNCTION ensure_sample_partitions(months date[]) RETURNS integer
@@ -73,6 +87,10 @@ DECLARE
     partition_name text;
     created integer := 0;
 BEGIN
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = format('%I.samples', current_schema())::regclass) <> 'p' THEN
+        -- A hypertable: TimescaleDB makes its chunks itself.
+        RETURN 0;
+    END IF;
     FOREACH month_start IN ARRAY months LOOP
         month_start := date_trunc('month', month_start)::date;
         partition_name := 'samples_' || to_char(month_start, 'YYYY_MM');
