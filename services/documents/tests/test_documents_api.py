@@ -113,6 +113,19 @@ async def test_list_filters_on_kind_and_parse_state(
             metadata=client.auth(user),
         )
         assert [d.name for d in result.documents] == [other.name]
+        recent = await client.documents.ListDocuments(
+            Documents.ListDocumentsRequest(
+                parent="users/me",
+                filter='create_time > "2000-01-01T00:00:00+00:00" AND collection_date < 2100-01-01',
+            ),
+            metadata=client.auth(user),
+        )
+        assert not recent.documents  # no collection date: a comparison with one is false
+        created = await client.documents.ListDocuments(
+            Documents.ListDocumentsRequest(parent="users/me", filter='create_time >= "2000-01-01T00:00:00Z"'),
+            metadata=client.auth(user),
+        )
+        assert {d.name for d in created.documents} == {other.name, scan.name}
 
 
 async def test_update_changes_named_fields_and_refuses_stale_etags_and_output_only_paths(
