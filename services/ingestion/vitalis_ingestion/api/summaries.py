@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import grpc
 
 from vitalis.ingestion.v1 import daily_summary_pb2, daily_summary_service_pb2, daily_summary_service_pb2_grpc
-from vitalis_ingestion.api.access import Access, parse_singleton
+from vitalis_ingestion.api.access import Access, parse_parent, parse_singleton
 from vitalis_ingestion.api.convert import duration, from_proto_date, proto_date, request_key, timestamp
 from vitalis_ingestion.domain.metrics import METRICS, metric_by_number
 from vitalis_ingestion.domain.summaries import DaySummary, merged, per_source
@@ -81,12 +81,8 @@ def _parse_summary_parent(parent: str, field: str) -> tuple[uuid.UUID, str | Non
     """``users/{u}`` (merged), ``users/{u}/sources/{s}`` (one source) or ``users/{u}/sources/-`` (all)."""
     parts = parent.split("/")
     if len(parts) == 2:
-        from vitalis_ingestion.api.access import parse_parent
-
         return parse_parent(parent, field=field), None, False
     if len(parts) == 4 and parts[0] == "users" and parts[2] == "sources" and parts[3]:
-        from vitalis_ingestion.api.access import parse_parent
-
         user_id = parse_parent("/".join(parts[:2]), field=field)
         return (user_id, None, True) if parts[3] == "-" else (user_id, parts[3], True)
     raise InvalidArgument.for_field(

@@ -20,7 +20,7 @@ JOB_COLUMNS: Final = """user_id, job_id, format, source_id, document, file_name,
 def _job(row: asyncpg.Record) -> ImportJob:
     error = row["error"]
     return ImportJob(
-        **{key: row[key] for key in row.keys() if key not in ("state", "counts", "error")},  # noqa: SIM118
+        **{key: row[key] for key in row.keys() if key not in ("state", "counts", "error")},  # noqa: SIM118 - asyncpg records
         state=JobState(row["state"]),
         counts=JobCounts.from_json(row["counts"] or {}),
         error=JobError(error["reason"], error["message"]) if error else None,
@@ -46,7 +46,7 @@ class ImportJobStore:
         """A new pending job, or the existing one for the same request or bytes (and ``False``)."""
         if request_id:
             earlier = await conn.fetchrow(
-                f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE user_id = $1 AND request_id = $2",  # noqa: S608
+                f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE user_id = $1 AND request_id = $2",
                 user_id,
                 request_id,
             )
@@ -57,7 +57,7 @@ class ImportJobStore:
                                          content_sha256, state, request_id)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
                 ON CONFLICT (user_id, content_sha256) WHERE state <> 5 DO NOTHING
-                RETURNING {JOB_COLUMNS}""",  # noqa: S608
+                RETURNING {JOB_COLUMNS}""",
             user_id,
             uuid.uuid4(),
             format,
@@ -72,7 +72,7 @@ class ImportJobStore:
             return _job(row), True
         existing = await conn.fetchrow(
             f"""SELECT {JOB_COLUMNS} FROM import_jobs
-                WHERE user_id = $1 AND content_sha256 = $2 AND state <> 5""",  # noqa: S608
+                WHERE user_id = $1 AND content_sha256 = $2 AND state <> 5""",
             user_id,
             content_sha256,
         )
@@ -82,7 +82,7 @@ class ImportJobStore:
     async def get(self, conn: asyncpg.Connection, user_id: uuid.UUID, job_id: uuid.UUID) -> ImportJob | None:
         """One job, or ``None``."""
         row = await conn.fetchrow(
-            f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE user_id = $1 AND job_id = $2",  # noqa: S608
+            f"SELECT {JOB_COLUMNS} FROM import_jobs WHERE user_id = $1 AND job_id = $2",
             user_id,
             job_id,
         )
@@ -102,7 +102,7 @@ class ImportJobStore:
             f"""SELECT {JOB_COLUMNS} FROM import_jobs
                 WHERE user_id = $1 AND (cardinality($2::smallint[]) = 0 OR state = ANY($2))
                   AND ($3::timestamptz IS NULL OR (create_time, job_id) < ($3, $4::uuid))
-                ORDER BY create_time DESC, job_id DESC LIMIT $5""",  # noqa: S608
+                ORDER BY create_time DESC, job_id DESC LIMIT $5""",
             user_id,
             list(states),
             after[0] if after else None,
@@ -160,7 +160,7 @@ class ImportJobStore:
             f"""UPDATE import_jobs SET state = $3::smallint, counts = $4, error = $5, end_time = now(),
                        update_time = now(), version = version + 1,
                        bytes_read = CASE WHEN $3::smallint = 3 THEN size_bytes ELSE bytes_read END
-                WHERE user_id = $1 AND job_id = $2 RETURNING {JOB_COLUMNS}""",  # noqa: S608
+                WHERE user_id = $1 AND job_id = $2 RETURNING {JOB_COLUMNS}""",
             job.user_id,
             job.job_id,
             int(state),
@@ -195,7 +195,7 @@ class ImportJobStore:
             f"""UPDATE import_jobs SET cancel_requested = true, update_time = now(), version = version + 1,
                        state = CASE WHEN state = 1 THEN 5 ELSE state END,
                        end_time = CASE WHEN state = 1 THEN now() ELSE end_time END
-                WHERE user_id = $1 AND job_id = $2 RETURNING {JOB_COLUMNS}""",  # noqa: S608
+                WHERE user_id = $1 AND job_id = $2 RETURNING {JOB_COLUMNS}""",
             job.user_id,
             job.job_id,
         )

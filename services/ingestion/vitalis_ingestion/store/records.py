@@ -80,7 +80,7 @@ class RecordStore:
         if request_id:
             earlier = await conn.fetchrow(
                 f"""SELECT {RECORD_COLUMNS} FROM records
-                    WHERE user_id = $1 AND collection = $2 AND request_id = $3""",  # noqa: S608
+                    WHERE user_id = $1 AND collection = $2 AND request_id = $3""",
                 user_id,
                 draft.collection,
                 request_id,
@@ -91,7 +91,7 @@ class RecordStore:
             f"""INSERT INTO records (user_id, collection, record_id, source_id, kind, start_time, end_time,
                                      utc_offset_s, body, request_id, local_date)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING
-                RETURNING {RECORD_COLUMNS}""",  # noqa: S608
+                RETURNING {RECORD_COLUMNS}""",
             user_id,
             draft.collection,
             draft.record_id,
@@ -116,7 +116,7 @@ class RecordStore:
     ) -> StoredRecord | None:
         """One record, or ``None``."""
         row = await conn.fetchrow(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE user_id = $1 AND collection = $2 AND record_id = $3",  # noqa: S608
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE user_id = $1 AND collection = $2 AND record_id = $3",
             user_id,
             collection,
             record_id,
@@ -139,7 +139,7 @@ class RecordStore:
         row = await conn.fetchrow(
             f"""UPDATE records SET end_time = $4, utc_offset_s = $5, body = $6, kind = $7, local_date = $8,
                        start_time = $9, version = version + 1, update_time = now()
-                WHERE user_id = $1 AND collection = $2 AND record_id = $3 RETURNING {RECORD_COLUMNS}""",  # noqa: S608
+                WHERE user_id = $1 AND collection = $2 AND record_id = $3 RETURNING {RECORD_COLUMNS}""",
             record.user_id,
             record.collection,
             record.record_id,
@@ -192,7 +192,7 @@ class RecordStore:
                   AND ($8::timestamptz IS NULL OR (start_time, record_id) {comparison} ($8, $9::uuid))
                   AND ($11::date IS NULL OR local_date >= $11)
                   AND ($12::date IS NULL OR local_date <= $12)
-                ORDER BY start_time {order}, record_id {order} LIMIT $10""",  # noqa: S608
+                ORDER BY start_time {order}, record_id {order} LIMIT $10""",
             user_id,
             collection,
             start,
@@ -216,7 +216,7 @@ class RecordStore:
             f"""SELECT {RECORD_COLUMNS} FROM records
                 WHERE user_id = $1 AND collection = ANY('{{sleepSessions,workouts,strengthSessions}}'::text[])
                   AND ($2::date IS NULL OR local_date >= $2) AND ($3::date IS NULL OR local_date <= $3)
-                ORDER BY local_date, start_time""",  # noqa: S608
+                ORDER BY local_date, start_time""",
             user_id,
             first_day,
             last_day,
@@ -226,7 +226,7 @@ class RecordStore:
     async def all_for_user(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> list[StoredRecord]:
         """Every record of the user (data export)."""
         rows = await conn.fetch(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE user_id = $1 ORDER BY collection, start_time",  # noqa: S608
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE user_id = $1 ORDER BY collection, start_time",
             user_id,
         )
         return [_record(row) for row in rows]

@@ -220,7 +220,7 @@ class SampleStore:
         record = await conn.fetchrow(
             f"""SELECT {SAMPLE_COLUMNS} FROM samples
                 WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4
-                  AND sample_uid = $5""",  # noqa: S608
+                  AND sample_uid = $5""",
             user_id,
             parts.metric,
             parts.hrv_method,
@@ -236,7 +236,7 @@ class SampleStore:
         record = await conn.fetchrow(
             f"""DELETE FROM samples
                 WHERE user_id = $1 AND metric = $2 AND hrv_method = $3 AND start_time = $4 AND sample_uid = $5
-                RETURNING {SAMPLE_COLUMNS}""",  # noqa: S608
+                RETURNING {SAMPLE_COLUMNS}""",
             user_id,
             parts.metric,
             parts.hrv_method,
@@ -266,7 +266,7 @@ class SampleStore:
                   AND (cardinality($7::text[]) = 0 OR source_id = ANY($7))
                   AND ($8::timestamptz IS NULL OR (start_time, sample_uid) {comparison} ($8, $9::uuid))
                 ORDER BY start_time {order}, sample_uid {order}
-                LIMIT $10""",  # noqa: S608
+                LIMIT $10""",
             user_id,
             series.metric,
             series.hrv_method,
@@ -346,7 +346,7 @@ class SampleStore:
                   AND ($2::smallint IS NULL
                        OR (metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
                           > ($2, $3::smallint, $4::integer, $5::text, $6::timestamptz, $7::timestamptz))
-                ORDER BY metric, hrv_method, hrv_window_s, source_id, start_time, end_time LIMIT $8""",  # noqa: S608
+                ORDER BY metric, hrv_method, hrv_window_s, source_id, start_time, end_time LIMIT $8""",
             user_id,
             *(after or (None,) * 6),
             limit,

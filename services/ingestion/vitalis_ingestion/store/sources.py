@@ -50,7 +50,7 @@ class SourceStore:
         """Insert a source; ALREADY_EXISTS when the ID is taken."""
         if request_id:
             earlier = await conn.fetchrow(
-                f"SELECT {SOURCE_COLUMNS} FROM sources WHERE user_id = $1 AND request_id = $2",  # noqa: S608
+                f"SELECT {SOURCE_COLUMNS} FROM sources WHERE user_id = $1 AND request_id = $2",
                 user_id,
                 request_id,
             )
@@ -58,7 +58,7 @@ class SourceStore:
                 return _source(earlier)
         record = await conn.fetchrow(
             f"""INSERT INTO sources (user_id, source_id, display_name, platform, app_id, devices, request_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {SOURCE_COLUMNS}""",  # noqa: S608
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {SOURCE_COLUMNS}""",
             user_id,
             values["source_id"],
             values["display_name"],
@@ -97,7 +97,7 @@ class SourceStore:
     async def get_source(self, conn: asyncpg.Connection, user_id: uuid.UUID, source_id: str) -> Source | None:
         """One source, or ``None``."""
         record = await conn.fetchrow(
-            f"SELECT {SOURCE_COLUMNS} FROM sources WHERE user_id = $1 AND source_id = $2",  # noqa: S608
+            f"SELECT {SOURCE_COLUMNS} FROM sources WHERE user_id = $1 AND source_id = $2",
             user_id,
             source_id,
         )
@@ -132,7 +132,7 @@ class SourceStore:
         records = await conn.fetch(
             f"""SELECT {SOURCE_COLUMNS} FROM sources
                 WHERE user_id = $1 AND ($2::text IS NULL OR source_id > $2)
-                ORDER BY source_id LIMIT $3""",  # noqa: S608
+                ORDER BY source_id LIMIT $3""",
             user_id,
             after,
             limit,
@@ -146,7 +146,7 @@ class SourceStore:
         record = await conn.fetchrow(
             f"""UPDATE sources SET display_name = coalesce($3, display_name),
                        devices = coalesce($4::text[], devices), version = version + 1, update_time = now()
-                WHERE user_id = $1 AND source_id = $2 RETURNING {SOURCE_COLUMNS}""",  # noqa: S608
+                WHERE user_id = $1 AND source_id = $2 RETURNING {SOURCE_COLUMNS}""",
             user_id,
             source_id,
             changes.get("display_name"),
@@ -181,7 +181,7 @@ class SourceStore:
         """Insert a device; ALREADY_EXISTS when the ID is taken."""
         if request_id:
             earlier = await conn.fetchrow(
-                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND request_id = $2",  # noqa: S608
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND request_id = $2",
                 user_id,
                 request_id,
             )
@@ -191,7 +191,7 @@ class SourceStore:
             f"""INSERT INTO devices (user_id, device_id, display_name, device_type, manufacturer, model,
                                      hardware_version, firmware_version, hardware_id, request_id)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
-                RETURNING {DEVICE_COLUMNS}""",  # noqa: S608
+                RETURNING {DEVICE_COLUMNS}""",
             user_id,
             values["device_id"],
             values["display_name"],
@@ -212,7 +212,7 @@ class SourceStore:
     async def get_device(self, conn: asyncpg.Connection, user_id: uuid.UUID, device_id: str) -> Device | None:
         """One device, or ``None``."""
         record = await conn.fetchrow(
-            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND device_id = $2",  # noqa: S608
+            f"SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 AND device_id = $2",
             user_id,
             device_id,
         )
@@ -225,7 +225,7 @@ class SourceStore:
         records = await conn.fetch(
             f"""SELECT {DEVICE_COLUMNS} FROM devices
                 WHERE user_id = $1 AND ($2::text IS NULL OR device_id > $2)
-                ORDER BY device_id LIMIT $3""",  # noqa: S608
+                ORDER BY device_id LIMIT $3""",
             user_id,
             after,
             limit,
@@ -242,7 +242,7 @@ class SourceStore:
                        model = coalesce($6, model), hardware_version = coalesce($7, hardware_version),
                        firmware_version = coalesce($8, firmware_version),
                        version = version + 1, update_time = now()
-                WHERE user_id = $1 AND device_id = $2 RETURNING {DEVICE_COLUMNS}""",  # noqa: S608
+                WHERE user_id = $1 AND device_id = $2 RETURNING {DEVICE_COLUMNS}""",
             user_id,
             device_id,
             *(
