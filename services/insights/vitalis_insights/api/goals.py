@@ -13,6 +13,7 @@ from google.protobuf import empty_pb2, json_format
 
 from vitalis.insights.v1 import events_pb2, goal_pb2, goal_service_pb2, goal_service_pb2_grpc
 from vitalis_insights.api.names import ReadAccess, not_found, parse_request_id, resolve_child, resolve_parent
+from vitalis_insights.domain.series import series_key
 from vitalis_insights.engine import InsightsEngine, user_lock_key
 from vitalis_insights.filters import FilterField, filter_to_sql
 from vitalis_insights.store import goals as goal_store
@@ -111,8 +112,6 @@ class GoalServicer(goal_service_pb2_grpc.GoalServiceServicer):
         self, request: goal_service_pb2.CreateGoalRequest, context: Context
     ) -> goal_pb2.Goal:
         """Create a goal and compute its progress at once."""
-        from vitalis_insights.domain.series import series_key
-
         user_id = resolve_parent(request.parent)
         if not request.HasField("goal"):
             raise InvalidArgument.for_field("goal", "is required")

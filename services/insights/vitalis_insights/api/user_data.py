@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Final
 
 import grpc
@@ -59,8 +60,6 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
         self, request: user_data_service_pb2.ExportUserDataRequest, context: Context
     ) -> AsyncIterator[user_data_service_pb2.ExportUserDataResponse]:
         """One JSON-lines entry per resource type."""
-        from datetime import UTC, datetime
-
         user_id = _user(request.user)
         now = datetime.now(UTC)
         async with self._db.transaction(user_id=user_id, readonly=True) as conn:

@@ -53,7 +53,7 @@ async def list_insights(
     }[order]
     rows = await conn.fetch(
         f"""SELECT * FROM insights WHERE user_id = $1 AND {condition}
-            ORDER BY {order_sql} LIMIT $2 OFFSET {offset}""",  # noqa: S608 - columns and order are ours
+            ORDER BY {order_sql} LIMIT $2 OFFSET {offset}""",
         user_id,
         limit + 1,
         *parameters,
@@ -138,7 +138,7 @@ async def matching_insights(
     if condition == "TRUE" or not insight_ids:
         return set(insight_ids)
     rows = await conn.fetch(
-        f"SELECT insight_id FROM insights WHERE insight_id = ANY(${len(parameters) + 1}) AND {condition}",  # noqa: S608
+        f"SELECT insight_id FROM insights WHERE insight_id = ANY(${len(parameters) + 1}) AND {condition}",
         *parameters,
         insight_ids,
     )
@@ -153,7 +153,7 @@ async def list_alerts(
     return list(
         await conn.fetch(
             f"""SELECT * FROM alerts WHERE user_id = $1 AND {condition}
-                ORDER BY create_time DESC, alert_id DESC LIMIT $2 OFFSET {int(offset)}""",  # noqa: S608
+                ORDER BY create_time DESC, alert_id DESC LIMIT $2 OFFSET {int(offset)}""",
             user_id,
             limit + 1,
             *parameters,
