@@ -127,6 +127,12 @@ async def test_goal_progress_milestones_updates_and_deletion(platform: Platform)
             metadata=me,
         )
         assert {insight.dedupe_key for insight in milestones.insights} >= {f"goal-milestone:{goal.name}:100"}
+        progressed = await platform.admin_fetchval(
+            """SELECT count(*) FROM insights.outbox
+               WHERE event_user_id = $1 AND event_type = 'vitalis.insights.v1.GoalProgressed'""",
+            user_id,
+        )
+        assert progressed >= 1
         with pytest.raises(grpc.aio.AioRpcError) as stale:
             await stub.UpdateGoal(
                 goal_service_pb2.UpdateGoalRequest(

@@ -20,6 +20,7 @@ import asyncpg
 
 from vitalis.biomarkers.v1 import events_pb2 as biomarker_events
 from vitalis.ingestion.v1 import events_pb2 as ingestion_events
+from vitalis.insights.v1 import events_pb2 as insight_events
 from vitalis.insights.v1 import narrative_pb2
 from vitalis_insights.adapters.readers import BiomarkerReader, DailyValueReader
 from vitalis_insights.domain.goals import compute_progress, milestone_findings
@@ -38,10 +39,11 @@ from vitalis_insights.facts import gather_facts
 from vitalis_insights.narrator import Narrator
 from vitalis_insights.store import goals as goal_store
 from vitalis_insights.store import series as series_store
-from vitalis_insights.store.insights import record_finding
+from vitalis_insights.store.insights import PRODUCER, SCHEMA, record_finding
 from vitalis_runtime import errors
 from vitalis_runtime.events import Event
 from vitalis_runtime.mailbox import advisory_lock
+from vitalis_runtime.outbox import add_to_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -267,4 +269,13 @@ class InsightsEngine:
             conn, user_id, row["goal_id"], progress.state, goal_store.progress_json(target, progress, now)
         )
         await self._store(conn, user_id, milestone_findings(target, reached, progress))
+        if progress.state != row["state"] or set(progress.milestones) != set(reached):
+            event = insight_events.GoalProgressed(
+                user=f"users/{user_id}",
+                goal=target.goal,
+                state=progress.state,  # type: ignore[arg-type]
+                milestone_fraction=max(progress.milestones, default=0.0),
+            )
+            event.occur_time.FromDatetime(now)
+            await add_to_outbox(conn, schema=SCHEMA, producer=PRODUCER, user_id=user_id, message=event)
         return updated
