@@ -15,6 +15,10 @@ whose handler has failed on its ``max_deliveries``-th delivery, or that is not a
 is parked on the shard's dead-letter stream with the error, and acknowledged. A database outage
 is not the handler's fault: the batch stops, and its entries are retried (once idle for
 ``claim_idle_ms``), never parked for it.
+
+Every settled entry is counted by outcome (see :mod:`vitalis_runtime.metrics`), and every
+``backlog_interval`` seconds each consumer refreshes its group's pending entries and lag over all
+shards, the ones other replicas read included, so any pod's gauges describe the whole group.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database, sql_identifier
 from vitalis_runtime.events import Event, MalformedEventError, StreamNames, translate_redis_errors
 from vitalis_runtime.leases import StreamLeases
+from vitalis_runtime.metrics import ConsumerMetrics, event_metrics
 
 EventHandler = Callable[[asyncpg.Connection, Event], Awaitable[None]]
 
@@ -76,6 +81,8 @@ class EventConsumer:
         dead_letter_max_length: int = 100_000,
         exclusive: bool = True,
         lease_ms: int = 15000,
+        metrics: ConsumerMetrics | None = None,
+        backlog_interval: float = 15.0,
     ) -> None:
         """Configure a consumer; ``redis_client`` must return bytes (``decode_responses=False``).
 
@@ -84,7 +91,8 @@ class EventConsumer:
         exceed the time an entry can stay in a stream. ``block_ms`` is how long :meth:`run`
         waits for new entries in one call. With ``exclusive`` (the default) each stream is leased
         to one consumer of the group at a time, for ``lease_ms`` unless renewed; ``consumer``
-        must then be unique among the group's live consumers.
+        must then be unique among the group's live consumers. ``metrics`` defaults to the process
+        registry's; the group's backlog gauges are refreshed every ``backlog_interval`` seconds.
         """
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the consumer needs a Redis client with decode_responses=False")
@@ -113,6 +121,9 @@ class EventConsumer:
             else None
         )
         self._taking_over: set[str] = set()
+        self._metrics = metrics or event_metrics().consumer
+        self._backlog_interval = backlog_interval
+        self._next_backlog_refresh = 0.0
 
     async def consume_once(self, *, block_ms: int | None = None) -> int:
         """Claim stuck entries, read new ones, and process them; return how many were settled.
@@ -123,6 +134,8 @@ class EventConsumer:
         try:
             with translate_redis_errors():
                 await self._ensure_groups()
+                if asyncio.get_running_loop().time() >= self._next_backlog_refresh:
+                    await self.observe_backlog()
                 streams = await self._streams_to_read()
                 if not streams:
                     # Every shard is leased to other consumers: wait as a blocking read would.
@@ -230,10 +243,11 @@ class EventConsumer:
         if (delivery.stream, event.user_id) in held_back:
             return False
         try:
-            await self._handle(event)
+            applied = await self._handle(event)
         except errors.Unavailable:
             raise
         except Exception as error:
+            self._metrics.handler_failures.labels(self._group).inc()
             if delivery.deliveries >= self._max_deliveries:
                 logger.exception(
                     "parking event %s (%s) after %d deliveries", event.id, event.type, delivery.deliveries
@@ -253,9 +267,11 @@ class EventConsumer:
             return False
         with translate_redis_errors():
             await self._redis.xack(delivery.stream, self._group, delivery.entry_id)
+        self._metrics.handled.labels(self._group, "applied" if applied else "duplicate").inc()
         return True
 
-    async def _handle(self, event: Event) -> None:
+    async def _handle(self, event: Event) -> bool:
+        """Apply ``event`` unless the inbox has it already; whether the handler ran."""
         context = propagate.extract(dict(event.headers))
         with tracer.start_as_current_span(
             f"{event.type} process",
@@ -277,6 +293,7 @@ class EventConsumer:
                 )
                 if first_time:
                     await self._handler(conn, event)
+        return bool(first_time)
 
     async def _park(self, delivery: _Delivery, error: str) -> None:
         fields: dict[FieldT, EncodableT] = dict(delivery.fields.items())
@@ -300,6 +317,46 @@ class EventConsumer:
                 )
                 pipe.xack(delivery.stream, self._group, delivery.entry_id)
                 await pipe.execute()
+        self._metrics.dead_lettered.labels(self._group).inc()
+        self._metrics.handled.labels(self._group, "parked").inc()
+
+    async def observe_backlog(self) -> None:
+        """Refresh the group's pending-entries and lag gauges from every shard stream.
+
+        Raises ``errors.Unavailable`` when Redis cannot be reached.
+        """
+        with translate_redis_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                for stream in self._streams:
+                    pipe.xinfo_groups(stream)
+                (seconds, microseconds), *infos = await pipe.execute(raise_on_error=False)
+            pending = 0
+            last_delivered: dict[str, bytes] = {}
+            for stream, groups in zip(self._streams, infos, strict=True):
+                if isinstance(groups, Exception):
+                    continue  # the stream is not there yet: nothing is waiting in it
+                for info in groups:
+                    if _as_text(info["name"]) == self._group:
+                        pending += int(info["pending"])
+                        last_delivered[stream] = _as_bytes(info["last-delivered-id"])
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream, entry_id in last_delivered.items():
+                    pipe.xrange(stream, min=b"(" + entry_id, max="+", count=1)
+                first_undelivered = await pipe.execute()
+        # Entry ids start with the Redis clock's milliseconds, so both ages come from the same clock.
+        now_ms = int(seconds) * 1000 + int(microseconds) // 1000
+        oldest_ms = max(
+            (
+                now_ms - int(_as_bytes(entries[0][0]).split(b"-")[0])
+                for entries in first_undelivered
+                if entries
+            ),
+            default=0,
+        )
+        self._metrics.pending.labels(self._group).set(pending)
+        self._metrics.lag.labels(self._group).set(max(0, oldest_ms) / 1000)
+        self._next_backlog_refresh = asyncio.get_running_loop().time() + self._backlog_interval
 
     async def purge_processed(self, *, older_than: timedelta, limit: int = 10_000) -> int:
         """Forget up to ``limit`` of this group's inbox rows older than ``older_than``."""
@@ -358,6 +415,11 @@ def _stream_batches(response: Any) -> list[tuple[bytes | str, list[Any]]]:
         unwrapped = entries[0] if entries and isinstance(entries[0], list) else entries
         batches.append((stream, unwrapped))
     return batches
+
+
+def _entry_millis(entry_id: bytes | str) -> int:
+    """The Redis clock time (ms) at which the entry with this id was added."""
+    return int(_as_bytes(entry_id).split(b"-")[0])
 
 
 def _as_bytes(value: bytes | str) -> bytes:

@@ -1,4 +1,4 @@
-"""Prometheus metrics: the RPC metrics every server records and the endpoint that exposes them.
+"""Prometheus metrics: what every server and event pipeline records, and the endpoint that exposes them.
 
 A process serves one service, so its metrics live in one registry — by default prometheus-client's
 process-wide ``REGISTRY``, which also carries the process and GC collectors. Tests that count
@@ -58,6 +58,108 @@ def rpc_metrics(registry: CollectorRegistry = REGISTRY) -> RpcMetrics:
             "RPCs being served right now, by method.",
             ("grpc_service", "grpc_method"),
             registry=registry,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RelayMetrics:
+    """What an outbox relay reports: the backlog it sees and the events it publishes.
+
+    Labels are the outbox's schema and the producer whose streams it feeds: a handful per process.
+    Every replica's relay refreshes the backlog on each poll, the one publishing and the ones
+    waiting for the lock alike, so any pod's value is current.
+    """
+
+    unpublished: Gauge
+    oldest_unpublished: Gauge
+    published: Counter
+
+    def observe_backlog(self, schema: str, producer: str, count: int, oldest_seconds: float) -> None:
+        """Record how many events wait in the outbox and how long the oldest has waited."""
+        self.unpublished.labels(schema, producer).set(count)
+        self.oldest_unpublished.labels(schema, producer).set(oldest_seconds)
+
+
+@dataclass(frozen=True)
+class ConsumerMetrics:
+    """What event consumers report, by consumer group (a name fixed in code, never per user or event)."""
+
+    handled: Counter
+    handler_failures: Counter
+    dead_lettered: Counter
+    pending: Gauge
+    lag: Gauge
+
+
+@dataclass(frozen=True)
+class EventMetrics:
+    """The event pipeline's metrics: the outbox relays' and the consumers'."""
+
+    relay: RelayMetrics
+    consumer: ConsumerMetrics
+
+
+HANDLED_OUTCOMES = ("applied", "duplicate", "parked")
+"""Values of ``outcome`` on ``vitalis_consumer_events_handled_total``."""
+
+
+@functools.cache
+def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
+    """The event pipeline's metrics registered in ``registry``."""
+    return EventMetrics(
+        relay=RelayMetrics(
+            unpublished=Gauge(
+                "vitalis_outbox_unpublished_events",
+                "Events committed to the outbox and not yet published to Redis.",
+                ("schema", "producer"),
+                registry=registry,
+            ),
+            oldest_unpublished=Gauge(
+                "vitalis_outbox_oldest_unpublished_seconds",
+                "Age of the oldest unpublished outbox event; 0 when the outbox is drained.",
+                ("schema", "producer"),
+                registry=registry,
+            ),
+            published=Counter(
+                "vitalis_outbox_published_events",
+                "Events published from the outbox to Redis (again after a relay died mid-batch).",
+                ("schema", "producer"),
+                registry=registry,
+            ),
+        ),
+        consumer=ConsumerMetrics(
+            handled=Counter(
+                "vitalis_consumer_events_handled",
+                "Stream entries settled, by group and outcome: applied, duplicate (already in the inbox), "
+                "parked (dead-lettered).",
+                ("group", "outcome"),
+                registry=registry,
+            ),
+            handler_failures=Counter(
+                "vitalis_consumer_handler_failures",
+                "Handler runs that raised; the entry stays pending and is retried, or parked at the last.",
+                ("group",),
+                registry=registry,
+            ),
+            dead_lettered=Counter(
+                "vitalis_consumer_dead_lettered_events",
+                "Entries parked on a dead-letter stream: failed too often, or not an event at all.",
+                ("group",),
+                registry=registry,
+            ),
+            pending=Gauge(
+                "vitalis_consumer_pending_entries",
+                "Entries delivered to the group and not yet acknowledged, over all its shards.",
+                ("group",),
+                registry=registry,
+            ),
+            lag=Gauge(
+                "vitalis_consumer_lag_seconds",
+                "Age of the oldest entry not yet delivered to the group, over its shards; 0 when caught up.",
+                ("group",),
+                registry=registry,
+            ),
         ),
     )
 

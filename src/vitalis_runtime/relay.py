@@ -6,7 +6,8 @@ run sends the batch again and consumers drop the duplicates through their inbox.
 down nothing is marked, so the outbox keeps everything until Redis is back.
 
 Only one relay per schema publishes at a time (a transaction-level advisory lock): replicas can
-all run a relay for availability without reordering one user's events between them.
+all run a relay for availability without reordering one user's events between them. Every relay,
+publishing or not, refreshes the backlog gauges on each poll (see :mod:`vitalis_runtime.metrics`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from datetime import timedelta
 import asyncpg
 import redis.asyncio
 
+from vitalis_runtime import errors
 from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.db import Database, sql_identifier
 from vitalis_runtime.events import Event, StreamNames, translate_redis_errors
+from vitalis_runtime.metrics import RelayMetrics, event_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +45,12 @@ class OutboxRelay:
         max_backoff: float = 5.0,
         retention: timedelta = timedelta(days=7),
         purge_interval: float = 3600.0,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         """Configure a relay; ``redis_client`` must return bytes (``decode_responses=False``).
 
         Published rows are kept for ``retention`` (for inspection and replays), then purged.
+        ``metrics`` defaults to the process registry's.
         """
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the relay needs a Redis client with decode_responses=False")
@@ -60,6 +65,8 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._retention = retention
         self._purge_interval = purge_interval
+        self._metrics = metrics or event_metrics().relay
+        self._schema = schema
 
     async def relay_once(self) -> int:
         """Publish the oldest unpublished batch; return how many events it held.
@@ -71,6 +78,8 @@ class OutboxRelay:
             if not await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", self._lock_key
             ):
+                # Another replica publishes; report the backlog it is working through.
+                await self._observe_backlog(conn)
                 return 0
             rows = await conn.fetch(
                 f"""SELECT position, event_id, event_type, producer, event_user_id, payload,
@@ -83,13 +92,32 @@ class OutboxRelay:
                 self._batch_size,
             )
             if not rows:
+                self._metrics.observe_backlog(self._schema, self._streams.producer, 0, 0.0)
                 return 0
-            await self._publish([_event_from_row(row) for row in rows])
+            try:
+                await self._publish([_event_from_row(row) for row in rows])
+            except errors.Unavailable:
+                # While Redis is away the backlog only grows: keep the gauges telling so.
+                await self._observe_backlog(conn)
+                raise
             await conn.execute(
                 f"UPDATE {self._table} SET published_at = now() WHERE position = ANY($1::bigint[])",  # noqa: S608
                 [row["position"] for row in rows],
             )
+            await self._observe_backlog(conn)
+        self._metrics.published.labels(self._schema, self._streams.producer).inc(len(rows))
         return len(rows)
+
+    async def _observe_backlog(self, conn: asyncpg.Connection) -> None:
+        (row,) = await conn.fetch(
+            f"""SELECT (SELECT count(*) FROM {self._table} WHERE published_at IS NULL) AS backlog,
+                       (SELECT extract(epoch FROM clock_timestamp() - occur_time)::float8
+                        FROM {self._table} WHERE published_at IS NULL
+                        ORDER BY position LIMIT 1) AS oldest_seconds"""  # noqa: S608
+        )
+        self._metrics.observe_backlog(
+            self._schema, self._streams.producer, int(row["backlog"]), max(0.0, row["oldest_seconds"] or 0.0)
+        )
 
     async def _publish(self, events: list[Event]) -> None:
         with translate_redis_errors():
