@@ -25,6 +25,7 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf.message import Message as ProtoMessage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 
 from vitalis_cli.platform import Platform
 from vitalis_cli.project import find_project_root
@@ -71,6 +72,9 @@ async def test_schemathesis_finds_no_server_error_or_leak_in_any_operation(
 
         try:
             call()
+        except Unsatisfiable:
+            # An operation without inputs has no invalid variant to generate.
+            return
         except Exception as error:
             failures.append(f"{operation.label}: could not generate or send: {error!r}"[:300])
 
@@ -87,7 +91,7 @@ async def test_schemathesis_finds_no_server_error_or_leak_in_any_operation(
         "5xx or leaking answers to generated REST requests", f"{len(failures)}/{calls}", "0/n", not failures
     )
     assert calls > len(operations)
-    assert failures == []
+    assert not failures, "\n".join(failures)
 
 
 def _scalar(field: pb_descriptor.FieldDescriptor) -> st.SearchStrategy[Any]:
@@ -204,7 +208,7 @@ async def test_generated_protobuf_messages_never_get_unknown_or_internal(
             await channel.close()
     figure("UNKNOWN/INTERNAL or leaking gRPC answers", f"{len(failures)}/{calls}", "0/n", not failures)
     assert calls > 0
-    assert failures == []
+    assert not failures, "\n".join(failures)
 
 
 async def test_huge_and_negative_page_sizes_are_coerced_or_refused(gateway: httpx.AsyncClient) -> None:
