@@ -77,7 +77,9 @@ def natural_key_uid(
     source_id: str, metric: int, *, hrv_method: int, hrv_window_s: int, start: datetime, end: datetime
 ) -> str:
     """A UUID (32 hex digits) derived from a sample's natural key, the same for every write of that sample."""
-    key = f"{source_id}\x00{metric}\x00{hrv_method}\x00{hrv_window_s}\x00{_micros(start)}\x00{_micros(end)}"
+    start_micros = _micros(start)
+    end_micros = start_micros if end is start else _micros(end)
+    key = f"{source_id}\x00{metric}\x00{hrv_method}\x00{hrv_window_s}\x00{start_micros}\x00{end_micros}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -190,6 +190,9 @@ class AppleHealthParser:
         self._fixed = fixed_source
         self._routes = route_opener
         self._sources: dict[str, SourceHint] = {}
+        self._sources_by_id: dict[str, SourceHint] = (
+            {} if fixed_source is None else {fixed_source.source_id: fixed_source}
+        )
         self._sleep = _SleepGrouper()
 
     def _source(self, element: Any) -> SourceHint:
@@ -202,6 +205,7 @@ class AppleHealthParser:
         hint = self._sources.get(name)
         if hint is None:
             hint = self._sources[name] = hinted_source("apple-health", name, APPLE_HEALTH_PLATFORM)
+            self._sources_by_id[hint.source_id] = hint
         return hint
 
     def items(self, stream: IO[bytes]) -> Iterator[ImportItem]:
@@ -313,7 +317,7 @@ class AppleHealthParser:
                 record_type, location, UNSUPPORTED, f"{record_type} is not a metric Vitalis imports"
             )
             return
-        yield ImportItem(record_type, location, source=self._source(element), samples=[draft])
+        yield ImportItem(record_type, location, source=self._sources_by_id[draft.source_id], samples=[draft])
 
     def _correlation(self, element: Any, location: str) -> ImportItem:
         record_type = element.get("type") or "Correlation"
