@@ -139,7 +139,8 @@ async def create_service_server(
 
     Without an explicit ``verifier`` tokens are verified against identity's JWKS, reached at
     ``settings.identity_target``. With ``settings.service_token_secret`` set, other services' tokens
-    are accepted too (see :mod:`vitalis_runtime.service_auth`).
+    are accepted too, signed with it or with one of ``settings.service_token_previous_secrets``
+    (see :mod:`vitalis_runtime.service_auth`).
     """
     from vitalis_client import create_channel
 
@@ -159,7 +160,11 @@ async def create_service_server(
         service_name=settings.service_name,
         register=register,
         service_names=service_names,
-        verifier=accepting_service_tokens(verifier, settings.service_token_secret),
+        verifier=accepting_service_tokens(
+            verifier,
+            settings.service_token_secret,
+            previous_secrets=settings.service_token_previous_secrets,
+        ),
         public_methods=public_methods,
         readiness_checks=deps.readiness_checks(),
     )

@@ -17,9 +17,12 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from vitalis_runtime import errors
+
+if TYPE_CHECKING:
+    from vitalis_runtime.settings import ServiceSettings
 
 TOKEN_VERSION: Final = 1
 MAX_TOKEN_LENGTH: Final = 4096
@@ -143,3 +146,16 @@ class PageTokens:
         canonical = json.dumps(bound, separators=(",", ":"), sort_keys=True, default=str).encode()
         digest = hmac.new(secret, b"page-request\x00" + canonical, hashlib.sha256).digest()
         return _b64encode(digest[:16])
+
+
+def page_tokens_from(settings: ServiceSettings, *, max_age: timedelta = timedelta(days=1)) -> PageTokens:
+    """The page tokens of a service: signed with ``VITALIS_PAGE_TOKEN_SECRET``, verified with it and
+    with ``VITALIS_PAGE_TOKEN_PREVIOUS_SECRETS``, so a rotation does not break the listings in progress.
+    """
+    return PageTokens(
+        settings.page_token_secret.get_secret_value().encode(),
+        previous_secrets=[
+            secret.get_secret_value().encode() for secret in settings.page_token_previous_secrets
+        ],
+        max_age=max_age,
+    )

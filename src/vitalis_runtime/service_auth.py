@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -81,26 +81,51 @@ class ServiceCredentials:
 
 
 class ServiceTokenVerifier:
-    """Verifies tokens signed by :class:`ServiceCredentials` with the same secret."""
+    """Verifies tokens signed by :class:`ServiceCredentials` with the same secret.
 
-    def __init__(self, secret: SecretStr | str, *, leeway_seconds: float = 5) -> None:
-        self._key = _secret_bytes(secret)
+    ``previous_secrets`` are accepted too, so that during a rotation pods signing with the old
+    secret and pods signing with the new one understand each other.
+    """
+
+    def __init__(
+        self,
+        secret: SecretStr | str,
+        *,
+        previous_secrets: Sequence[SecretStr | str] = (),
+        leeway_seconds: float = 5,
+    ) -> None:
+        """Accept tokens signed with ``secret`` or any of ``previous_secrets`` (each at least 32 bytes)."""
+        self._keys = tuple(_secret_bytes(key) for key in (secret, *previous_secrets))
         self._leeway = leeway_seconds
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        """The token's claims, under the first key whose signature matches."""
+        *earlier, last = self._keys
+        for key in earlier:
+            try:
+                return self._decode_with(token, key)
+            except jwt.InvalidSignatureError:
+                continue
+        return self._decode_with(token, last)
+
+    def _decode_with(self, token: str, key: bytes) -> dict[str, Any]:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=[SERVICE_TOKEN_ALGORITHM],
+            audience=SERVICE_TOKEN_AUDIENCE,
+            issuer=SERVICE_TOKEN_ISSUER,
+            leeway=self._leeway,
+            options={"require": ["exp", "iat", "iss", "aud", "sub", "act_for"]},
+        )
+        return claims
 
     async def verify(self, token: str) -> Principal:
         """The user the calling service acts for, with ``service`` naming the caller."""
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthenticated("the service token is too large", reason="INVALID_TOKEN")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=self._key,
-                algorithms=[SERVICE_TOKEN_ALGORITHM],
-                audience=SERVICE_TOKEN_AUDIENCE,
-                issuer=SERVICE_TOKEN_ISSUER,
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub", "act_for"]},
-            )
+            claims = self._decode(token)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the service token has expired", reason="TOKEN_EXPIRED") from None
         except jwt.PyJWTError as error:
@@ -147,12 +172,18 @@ class DualVerifier:
 
 
 def accepting_service_tokens(
-    users: TokenVerifier | CallerVerifier | None, secret: SecretStr | str | None
+    users: TokenVerifier | CallerVerifier | None,
+    secret: SecretStr | str | None,
+    *,
+    previous_secrets: Sequence[SecretStr | str] = (),
 ) -> CallerVerifier | None:
-    """``users`` extended to service tokens when a secret is configured; unchanged otherwise."""
+    """``users`` extended to service tokens when a secret is configured; unchanged otherwise.
+
+    Tokens signed with one of ``previous_secrets`` are accepted as well (a rotation in progress).
+    """
     if secret is None:
         return users
-    return DualVerifier(users, ServiceTokenVerifier(secret))
+    return DualVerifier(users, ServiceTokenVerifier(secret, previous_secrets=previous_secrets))
 
 
 def is_internal_method(method: str, suffixes: Collection[str] = INTERNAL_SERVICE_SUFFIXES) -> bool:

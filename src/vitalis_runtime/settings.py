@@ -10,11 +10,17 @@ then read from ``VITALIS_STORAGE_ROOT``.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "VITALIS_"
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
@@ -22,6 +28,8 @@ REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 MIN_SECRET_LENGTH = 32
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["json", "console"]
+# Read from one comma-separated variable (not JSON, which pydantic-settings expects of a tuple).
+SecretList = Annotated[tuple[SecretStr, ...], NoDecode]
 
 
 class ConfigurationError(Exception):
@@ -58,6 +66,14 @@ class ServiceSettings(BaseSettings):
     page_token_secret: SecretStr = Field(description="Key that signs page tokens; at least 32 characters.")
     service_token_secret: SecretStr | None = Field(
         default=None, description="Key services sign each other's call tokens with; at least 32 characters."
+    )
+    page_token_previous_secrets: SecretList = Field(
+        default=(),
+        description="Comma-separated keys whose page tokens are still accepted; never used to sign.",
+    )
+    service_token_previous_secrets: SecretList = Field(
+        default=(),
+        description="Comma-separated keys whose service tokens are still accepted; never used to sign.",
     )
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
@@ -121,8 +137,22 @@ class ServiceSettings(BaseSettings):
     @field_validator("page_token_secret", "service_token_secret")
     @classmethod
     def _long_enough_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+        if value is not None:
+            _require_secret_length(value)
+        return value
+
+    @field_validator("page_token_previous_secrets", "service_token_previous_secrets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("page_token_previous_secrets", "service_token_previous_secrets")
+    @classmethod
+    def _long_enough_secrets(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for secret in value:
+            _require_secret_length(secret, "each secret ")
         return value
 
     @field_validator("redis_url")
@@ -144,6 +174,11 @@ class ServiceSettings(BaseSettings):
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"{host}:{self.grpc_port}"
+
+
+def _require_secret_length(secret: SecretStr, subject: str = "") -> None:
+    if len(secret.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{subject}must be at least {MIN_SECRET_LENGTH} characters")
 
 
 def describe_validation_error(settings_cls: type[ServiceSettings], error: ValidationError) -> str:

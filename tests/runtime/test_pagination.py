@@ -8,7 +8,8 @@ import json
 import pytest
 
 from vitalis_runtime import errors
-from vitalis_runtime.pagination import PageTokens, resolve_page_size
+from vitalis_runtime.pagination import PageTokens, page_tokens_from, resolve_page_size
+from vitalis_runtime.settings import ServiceSettings
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 REQUEST = {"parent": "users/7", "filter": "code = '718-7'", "order_by": "", "user": "7"}
@@ -121,3 +122,32 @@ def test_token_is_url_safe() -> None:
     token = PageTokens(SECRET).encode({"after": "?&/+= é"}, request=REQUEST)
 
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def settings_with(secret: str, previous: str = "") -> ServiceSettings:
+    return ServiceSettings(
+        service_name="panels",
+        grpc_port=0,
+        database_url="postgresql://app@db/vitalis",
+        redis_url="redis://cache:6379/0",
+        page_token_secret=secret,
+        page_token_previous_secrets=previous,
+    )
+
+
+def test_page_tokens_from_settings_survive_a_rotation_in_both_directions() -> None:
+    old, new = "o" * 40, "n" * 40
+    before = page_tokens_from(settings_with(old))
+    accepting_new = page_tokens_from(settings_with(old, previous=new))
+    signing_new = page_tokens_from(settings_with(new, previous=old))
+    after = page_tokens_from(settings_with(new))
+    issued_before = before.encode(CURSOR, request=REQUEST)
+    issued_during = signing_new.encode(CURSOR, request=REQUEST)
+
+    assert signing_new.decode(issued_before, request=REQUEST) == CURSOR
+    assert accepting_new.decode(issued_during, request=REQUEST) == CURSOR
+    assert accepting_new.decode(accepting_new.encode(CURSOR, request=REQUEST), request=REQUEST) == CURSOR
+    with pytest.raises(errors.InvalidArgument, match="not a page token issued by this service"):
+        before.decode(issued_during, request=REQUEST)
+    with pytest.raises(errors.InvalidArgument, match="not a page token issued by this service"):
+        after.decode(issued_before, request=REQUEST)

@@ -14,11 +14,15 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from vitalis_runtime.auth import current_principal
+from vitalis_runtime.bootstrap import create_service_server, open_dependencies
+from vitalis_runtime.errors import Unauthenticated
 from vitalis_runtime.service_auth import (
     ServiceCredentials,
+    ServiceTokenVerifier,
     accepting_service_tokens,
     is_internal_method,
 )
+from vitalis_runtime.settings import ServiceSettings
 from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import RunningServer, generic_service, running_server
 
@@ -166,3 +170,80 @@ def test_a_short_secret_is_refused() -> None:
 )
 def test_internal_methods_are_recognised_by_their_service_name(method: str, internal: bool) -> None:
     assert is_internal_method(method) is internal
+
+
+NEW_SECRET = "n" * 40
+
+
+async def test_old_and_new_secret_interoperate_while_a_rotation_rolls_out(key: LocalSigningKey) -> None:
+    # Step one of a rotation: pods still sign with the old secret and already accept the new one.
+    # Step two: pods sign with the new secret and still accept the old one. Both kinds run at once.
+    accepting_new = accepting_service_tokens(key.verifier(), SECRET, previous_secrets=[NEW_SECRET])
+    accepting_old = accepting_service_tokens(key.verifier(), NEW_SECRET, previous_secrets=[SECRET])
+    user = uuid.uuid4()
+    for verifier in (accepting_new, accepting_old):
+        async with (
+            running_server(
+                service_name="panels",
+                register=register_all,
+                service_names=[INTERNAL_SERVICE],
+                verifier=verifier,
+            ) as running,
+            grpc.aio.insecure_channel(running.target) as channel,
+        ):
+            for secret, caller in ((SECRET, "documents"), (NEW_SECRET, "insights")):
+                metadata = ServiceCredentials(secret, caller).metadata(user)
+                assert await call(channel, INTERNAL_SERVICE, metadata) == f"{user} {caller}"
+            forged = ServiceCredentials("f" * 40, "documents").metadata(user)
+            error = await refused_with(channel, INTERNAL_SERVICE, forged)
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_an_expired_token_of_a_previous_secret_is_refused_as_expired() -> None:
+    now = int(time.time())
+    claims = {
+        "iss": "vitalis-services",
+        "aud": "vitalis-internal",
+        "sub": "service:documents",
+        "act_for": str(uuid.uuid4()),
+        "iat": now - 600,
+        "exp": now - 300,
+    }
+    token = jwt.encode(claims, SECRET.encode(), algorithm="HS256")
+    verifier = ServiceTokenVerifier(NEW_SECRET, previous_secrets=[SECRET])
+
+    with pytest.raises(Unauthenticated, match="expired"):
+        await verifier.verify(token)
+
+
+def test_a_short_previous_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        ServiceTokenVerifier(SECRET, previous_secrets=["short"])
+
+
+async def test_a_service_built_from_settings_accepts_its_previous_service_token_secrets(
+    admin_database_url: str, redis_url: str, key: LocalSigningKey
+) -> None:
+    settings = ServiceSettings(
+        service_name="panels",
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        database_url=admin_database_url,
+        redis_url=redis_url,
+        page_token_secret="p" * 40,
+        service_token_secret=NEW_SECRET,
+        service_token_previous_secrets=SECRET,
+    )
+    user = uuid.uuid4()
+    async with open_dependencies(settings) as deps:
+        parts = await create_service_server(
+            settings, deps, register=register_all, service_names=[INTERNAL_SERVICE], verifier=key.verifier()
+        )
+        await parts.server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{parts.port}") as channel:
+                for secret in (SECRET, NEW_SECRET):
+                    metadata = ServiceCredentials(secret, "documents").metadata(user)
+                    assert await call(channel, INTERNAL_SERVICE, metadata) == f"{user} documents"
+        finally:
+            await parts.server.stop(None)

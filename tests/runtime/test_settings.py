@@ -149,3 +149,33 @@ def test_services_extend_the_settings_with_prefixed_variables(environment: pytes
 
 def test_an_ipv6_host_is_bracketed_in_the_bind_address() -> None:
     assert minimal(grpc_host="::", grpc_port=7000).grpc_address == "[::]:7000"
+
+
+def test_previous_secrets_are_read_as_comma_separated_lists(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("VITALIS_PAGE_TOKEN_PREVIOUS_SECRETS", f"{'a' * 32}, {'b' * 40}")
+    environment.setenv("VITALIS_SERVICE_TOKEN_PREVIOUS_SECRETS", "c" * 32)
+
+    settings = ServiceSettings.from_env()
+
+    assert [s.get_secret_value() for s in settings.page_token_previous_secrets] == ["a" * 32, "b" * 40]
+    assert [s.get_secret_value() for s in settings.service_token_previous_secrets] == ["c" * 32]
+    assert "a" * 32 not in repr(settings)
+
+
+def test_without_previous_secrets_none_are_accepted(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("VITALIS_SERVICE_TOKEN_PREVIOUS_SECRETS", "")
+
+    settings = ServiceSettings.from_env()
+
+    assert settings.page_token_previous_secrets == ()
+    assert settings.service_token_previous_secrets == ()
+
+
+@pytest.mark.parametrize(
+    "name", ["VITALIS_PAGE_TOKEN_PREVIOUS_SECRETS", "VITALIS_SERVICE_TOKEN_PREVIOUS_SECRETS"]
+)
+def test_a_short_previous_secret_is_rejected_by_name(environment: pytest.MonkeyPatch, name: str) -> None:
+    environment.setenv(name, f"{'a' * 32},too-short")
+
+    with pytest.raises(ConfigurationError, match=rf"{name}: .*at least 32 characters"):
+        ServiceSettings.from_env()
