@@ -11,6 +11,7 @@ import zipfile
 
 import grpc
 import pytest
+import redis.asyncio as aioredis
 
 from vitalis.identity.v1 import (
     auth_service_pb2,
@@ -105,13 +106,18 @@ async def test_erasure_leaves_only_the_tombstone(identity) -> None:
             metadata=ada.auth,
         )
     assert wrong_email.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    auth = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await auth.SignIn(auth_service_pb2.SignInRequest(email=ada.email, password="not the password!"))
+    redis = aioredis.Redis.from_url(identity.settings.redis_url)
+    throttle_key = "vitalis:identity:sign-in-failures:" + hashlib.sha256(ada.email.encode()).hexdigest()
+    assert await redis.exists(throttle_key)
     job = await rights.CreateErasureJob(
         data_rights_service_pb2.CreateErasureJobRequest(parent="users/me", confirm_email=ada.email.upper()),
         metadata=ada.auth,
     )
     assert job.trigger == data_rights_pb2.ERASURE_TRIGGER_USER_REQUEST
     # Signed out everywhere and unable to sign in again at once.
-    auth = auth_service_pb2_grpc.AuthServiceStub(identity.channel)
     with pytest.raises(grpc.aio.AioRpcError) as refresh:
         await auth.RefreshSession(auth_service_pb2.RefreshSessionRequest(refresh_token=ada.refresh_token))
     assert refresh.value.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -141,6 +147,8 @@ async def test_erasure_leaves_only_the_tombstone(identity) -> None:
         tombstone = await conn.fetchval("SELECT count(*) FROM erasure_jobs WHERE user_id = $1", ada.user_id)
         audit = await conn.fetch("SELECT action, resource FROM audit_log WHERE user_id = $1", ada.user_id)
     assert set(left.values()) == {0}
+    assert not await redis.exists(throttle_key)
+    await redis.aclose()
     assert tombstone == 1
     assert ("erase", ada.name) in {(r["action"], r["resource"]) for r in audit}
     with pytest.raises(grpc.aio.AioRpcError) as sign_in:

@@ -144,6 +144,11 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
     grace = timedelta(days=settings.deletion_grace_days)
     pager = Pager(PageTokens(settings.page_token_secret.get_secret_value().encode()))
     audit = AuditTrail(db)
+    throttle = RedisSignInThrottle(
+        deps.redis,
+        max_failures=settings.sign_in_max_failures,
+        window=timedelta(seconds=settings.sign_in_failure_window_seconds),
+    )
     authentication = Authentication(
         db,
         keyring,
@@ -151,15 +156,11 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
             refresh_token_ttl=timedelta(days=settings.refresh_token_ttl_days),
             session_ttl=timedelta(days=settings.session_ttl_days),
         ),
-        throttle=RedisSignInThrottle(
-            deps.redis,
-            max_failures=settings.sign_in_max_failures,
-            window=timedelta(seconds=settings.sign_in_failure_window_seconds),
-        ),
+        throttle=throttle,
         audit=audit,
     )
     sharing = Sharing(db, audit)
-    local_data = IdentityUserData(db)
+    local_data = IdentityUserData(db, throttle=throttle)
     clients, channels = _user_data_clients(settings, local_data)
     rights = DataRights(db, audit, clients)
     identities = ExternalIdentities(

@@ -46,6 +46,14 @@ class RedisSignInThrottle:
             return False
         return count is not None and int(count) >= self._max
 
+    async def forget(self, email: str) -> bool:
+        """Drop the address's count (erasure); whether there was one."""
+        try:
+            return bool(await self._redis.delete(self._key(email)))
+        except (RedisError, OSError):
+            logger.warning("the sign-in throttle cannot reach Redis; count left to expire", exc_info=True)
+            return False
+
     async def failed(self, email: str) -> None:
         """Count one failed attempt; the count expires ``window`` after the first."""
         key = self._key(email)

@@ -26,6 +26,7 @@ from vitalis_identity.profiles import user_not_found
 from vitalis_identity.store import SessionStore, UserStore
 from vitalis_identity.store_people import PreferencesStore
 from vitalis_identity.store_records import AuditStore, ConsentStore, GrantStore
+from vitalis_identity.throttle import RedisSignInThrottle
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import InvalidArgument
 
@@ -44,8 +45,9 @@ def _jsonl(messages: Sequence[Message]) -> bytes:
 class IdentityUserData:
     """Everything identity holds about a user, as archive entries; and its erasure."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, throttle: RedisSignInThrottle | None = None) -> None:
         self._db = db
+        self._throttle = throttle
         self._users = UserStore()
         self._preferences = PreferencesStore()
         self._consents = ConsentStore()
@@ -86,9 +88,16 @@ class IdentityUserData:
         return entries
 
     async def erase(self, user_id: uuid.UUID) -> int:
-        """Erase the user, their account if they were its only member, and everything below them."""
+        """Erase the user, their account if they were its only member, and everything below them.
+
+        The user's failed sign-in count in Redis goes too.
+        """
         async with self._db.transaction(user_id=user_id) as conn:
-            return await self._users.erase_user(conn, user_id)
+            user = await self._users.get_user(conn, user_id)
+            erased = await self._users.erase_user(conn, user_id)
+        if user is not None and self._throttle is not None and await self._throttle.forget(user.email):
+            erased += 1
+        return erased
 
 
 def _user_of(name: str) -> uuid.UUID:
