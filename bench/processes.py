@@ -76,3 +76,10 @@ class CpuMeter:
                     total += seconds - self._before.get((label, pid), 0.0)
             spent[label] = spent.get(label, 0.0) + total
         return spent
+
+    def vanished(self, processes: Pids) -> list[str]:
+        """Labels of processes read at :meth:`start` that are gone now (their CPU is missing)."""
+        alive = {(label, pid) for label, pids in processes.items() for pid in pids if psutil.pid_exists(pid)}
+        return sorted(
+            {label for label, pid in self._before if label != "postgres" and (label, pid) not in alive}
+        )

@@ -29,6 +29,8 @@ class Measurement:
     """Growth of the watched server process's resident memory over the repetition, at its peak."""
     quality: float | None = None
     """A score of the work's result in [0, 1] (an extractor's recall)."""
+    vanished: tuple[str, ...] = ()
+    """Processes that exited during the repetition: their CPU is missing from ``cpu_seconds``."""
 
     @property
     def rate(self) -> float:
@@ -53,6 +55,7 @@ class ArmSummary:
     errors: int
     peak_rss_mb: float | None = None
     quality: float | None = None
+    vanished: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ def summarize(arm: str, unit: str, measurements: Sequence[Measurement]) -> ArmSu
         errors=sum(m.errors for m in measurements),
         peak_rss_mb=max(rss) if rss else None,
         quality=statistics.median(quality) if quality else None,
+        vanished=tuple(sorted({label for m in measurements for label in m.vanished})),
     )
 
 
@@ -246,11 +250,18 @@ def _against_fixed(target: Target, arm: ArmSummary, base: dict[str, str], measur
     ratio = numerator / denominator
     met = ratio >= target.value if target.bound is Bound.AT_LEAST else ratio <= target.value
     note = "" if met else (target.why_missed or f"{target.metric.value} outside the bound")
+    vanished = _errors_note(arm)
+    note = f"{note}; {vanished}" if note and vanished else note or vanished
     return Row(**base, measured=measured, ratio=ratio, met=met, note=note)
 
 
 def _errors_note(*summaries: ArmSummary) -> str:
     failed = [f"{s.arm}: {s.errors} failed calls" for s in summaries if s.errors]
+    failed += [
+        f"{s.arm}: {', '.join(s.vanished)} exited during the measurement (its CPU is missing)"
+        for s in summaries
+        if s.vanished
+    ]
     return "; ".join(failed)
 
 
@@ -262,6 +273,12 @@ def _default_why(arm: ArmSummary, reference: ArmSummary) -> str:
     }
     costly = sorted((item for item in extra.items() if item[1] > 0), key=lambda item: -item[1])[:3]
     if not costly:
+        ours, theirs = sum(arm.cpu_per_unit.values()), sum(reference.cpu_per_unit.values())
+        if ours > 0 and theirs > 0:
+            return (
+                f"less CPU per {arm.unit} than the reference in every process "
+                f"({ours * 1e6:,.0f} vs {theirs * 1e6:,.0f} µs in all), but not by enough"
+            )
         return "missed without extra CPU per unit (waiting, not computing)"
     parts = ", ".join(f"{label} +{seconds * 1e6:,.0f} µs" for label, seconds in costly)
     return f"extra CPU per {arm.unit}: {parts}"
@@ -339,6 +356,7 @@ def report_document(
                 "errors": outcome.errors,
                 "peak_rss_growth_mb": outcome.peak_rss_mb,
                 "quality": outcome.quality,
+                "exited_during_measurement": list(outcome.vanished),
             }
     return {
         "started": started,

@@ -141,7 +141,9 @@ async def metered(
     finally:
         stop.set()
     growth = await sampler if sampler is not None else None
-    cpu = meter.stop(await processes.all_processes())
+    after = await processes.all_processes()
+    cpu = meter.stop(after)
+    vanished = meter.vanished(after)
     cpu["load generator"] = float(result["cpu_seconds"])
     for label, seconds in result.get("extra_cpu_seconds", {}).items():
         cpu[label] = cpu.get(label, 0.0) + float(seconds)
@@ -156,6 +158,7 @@ async def metered(
         errors=int(result.get("errors", 0)),
         peak_rss_mb=growth,
         quality=result.get("quality"),
+        vanished=tuple(vanished),
     )
 
 

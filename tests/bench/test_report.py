@@ -200,3 +200,24 @@ def test_recall_is_compared_as_a_quality_not_a_rate() -> None:
     assert row.ratio == pytest.approx(1.0)
     assert row.met is True
     assert "recall 0.980" in row.measured
+
+
+def test_a_process_that_exited_during_a_measurement_is_named_beside_the_ratio() -> None:
+    crashed = summarize("import", "record", [Measurement("import", 100, 1.0, vanished=("ingestion",))])
+    row = evaluate(
+        Target("B2", "import", arm="import", reference="floor"),
+        {"import": crashed, "floor": arm("floor", [100.0])},
+    )
+    assert "ingestion exited during the measurement" in row.note
+
+
+def test_a_miss_with_less_cpu_everywhere_says_so() -> None:
+    ours = summarize("ours", "page", [Measurement("ours", 100, 1.0, cpu_seconds={"load generator": 1.0})])
+    theirs = summarize(
+        "theirs", "page", [Measurement("theirs", 50, 1.0, cpu_seconds={"load generator": 2.0})]
+    )
+    row = evaluate(
+        Target("B6", "pages", arm="ours", reference="theirs", value=5.0), {"ours": ours, "theirs": theirs}
+    )
+    assert row.met is False
+    assert "less CPU per page than the reference in every process" in row.note
