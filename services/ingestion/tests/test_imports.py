@@ -384,3 +384,26 @@ async def test_a_stalled_job_is_resumed_from_its_file(service: Any) -> None:
     assert final.state == SUCCEEDED
     assert final.counts.new_count == 2
     assert await runner.resume_stalled() == 0
+
+
+async def test_importing_a_stored_document_checks_the_reference(service: Any) -> None:
+    stub = import_service_pb2_grpc.ImportServiceStub(service.channel)
+    cases = [
+        ("files/report.xml", grpc.StatusCode.INVALID_ARGUMENT),
+        (f"users/{uuid.uuid4()}/documents/abc", grpc.StatusCode.NOT_FOUND),
+        # This deployment has no documents service configured: the job cannot read the bytes.
+        ("users/me/documents/abc", grpc.StatusCode.UNAVAILABLE),
+    ]
+    for document, code in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stub.CreateImportJob(
+                import_service_pb2.CreateImportJobRequest(
+                    parent="users/me", import_job=import_job_pb2.ImportJob(document=document)
+                ),
+                metadata=service.me,
+            )
+        assert raised.value.code() == code
+    listed = await stub.ListImportJobs(
+        import_service_pb2.ListImportJobsRequest(parent="users/me"), metadata=service.me
+    )
+    assert not listed.import_jobs

@@ -295,7 +295,9 @@ def expected_buckets(
 
     def bucket_start(moment: datetime) -> datetime:
         local = moment.astimezone(tz)
-        if width == "hour":
+        if width == "minute":
+            local = local.replace(second=0, microsecond=0)
+        elif width == "hour":
             local = local.replace(minute=0, second=0, microsecond=0)
         else:
             local = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -304,9 +306,8 @@ def expected_buckets(
         return local.replace(tzinfo=None)
 
     def next_start(local: datetime) -> datetime:
-        return (
-            local + {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[width]
-        )
+        steps = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+        return local + steps.get(width, timedelta(weeks=1))
 
     parts: dict[datetime, list[float]] = defaultdict(list)
     for start, end, value in values:
@@ -329,7 +330,8 @@ def expected_buckets(
 
 
 @pytest.mark.parametrize(
-    ("width", "zone"), [("hour", "Asia/Kolkata"), ("day", "America/New_York"), ("week", "Europe/Paris")]
+    ("width", "zone"),
+    [("minute", "UTC"), ("hour", "Asia/Kolkata"), ("day", "America/New_York"), ("week", "Europe/Paris")],
 )
 async def test_buckets_match_values_computed_independently(
     service: Any, make_source: Any, width: str, zone: str
@@ -356,6 +358,7 @@ async def test_buckets_match_values_computed_independently(
         metadata=service.me,
     )
     proto_width = {
+        "minute": sample_pb2.BUCKET_WIDTH_MINUTE,
         "hour": sample_pb2.BUCKET_WIDTH_HOUR,
         "day": sample_pb2.BUCKET_WIDTH_DAY,
         "week": sample_pb2.BUCKET_WIDTH_WEEK,
@@ -372,7 +375,7 @@ async def test_buckets_match_values_computed_independently(
                     interval=interval(base, query_end),  # type: ignore[arg-type]
                     width=proto_width,
                     time_zone=zone,
-                    page_size=50,
+                    page_size=50 if width != "minute" else 10_000,
                     page_token=token,
                 ),
                 metadata=service.me,
