@@ -140,6 +140,10 @@ async def test_monitoring_and_weight_scale_fit_files(service: Any) -> None:
     monitoring = await import_file(service, (FIXTURES / "fit" / "MonitoringFile.fit").read_bytes())
     counts = monitoring.counts
     assert counts.received_count == counts.new_count + counts.duplicate_count + counts.rejected_count == 337
+    # The day's walking and running totals are one steps sample and one energy sample.
+    assert counts.new_count == 2
+    daily = [(row[0], row[5]) for row in await stored_samples(service, service.user_id) if row[0] in (4, 7)]
+    assert daily == [(4, 3142 + 31), (7, 68 + 1)]
 
 
 def _apple(body: str, doctype: str = "") -> bytes:

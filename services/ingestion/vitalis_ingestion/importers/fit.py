@@ -53,6 +53,7 @@ class FitParser:
         self._laps: list[dict[str, Any]] = []
         self._last_timestamp: datetime | None = None
         self._counts: dict[str, int] = {}
+        self._totals: dict[str, Any] | None = None
 
     def _location(self, name: str) -> str:
         self._counts[name] = self._counts.get(name, 0) + 1
@@ -72,6 +73,9 @@ class FitParser:
                 for frame in reader:
                     if isinstance(frame, fitdecode.FitDataMessage):
                         yield from self._message(frame.name, _fields(frame))
+            totals = self.flush_totals()
+            if totals is not None:
+                yield totals
         except fitdecode.FitEOFError as error:
             raise ImportFailure(
                 "FILE_TRUNCATED", f"the FIT file ends before its last message ({error})"
@@ -95,7 +99,9 @@ class FitParser:
         elif name == "session":
             yield self._session(values, self._location(name))
         elif name == "monitoring":
-            yield self._monitoring(values, self._location(name))
+            item = self._monitoring(values, self._location(name))
+            if item is not None:
+                yield item
         elif name == "weight_scale":
             yield self._weight(values, self._location(name))
 
@@ -180,7 +186,40 @@ class FitParser:
         draft = RecordDraft(WORKOUTS, source.source_id, start, end, body)
         return ImportItem("session", location, source=source, records=[draft])
 
-    def _monitoring(self, values: dict[str, Any], location: str) -> ImportItem:
+    def _add_to_totals(self, values: dict[str, Any], moment: datetime, location: str) -> ImportItem | None:
+        """Sum the per-activity totals of one period (walking, running, ...) into one item."""
+        end = moment + timedelta(minutes=float(values["duration_min"]))
+        done = None
+        if self._totals is not None and (self._totals["start"], self._totals["end"]) != (moment, end):
+            done = self.flush_totals()
+        if self._totals is None:
+            self._totals = {
+                "start": moment,
+                "end": end,
+                "steps": 0.0,
+                "energy": None,
+                "count": 0,
+                "at": location,
+            }
+        self._totals["steps"] += float(values["steps"])
+        if values.get("active_calories") is not None:
+            self._totals["energy"] = (self._totals["energy"] or 0.0) + float(values["active_calories"])
+        self._totals["count"] += 1
+        return done
+
+    def flush_totals(self) -> ImportItem | None:
+        """The pending period totals as one item (``None`` when there are none)."""
+        totals, self._totals = self._totals, None
+        if totals is None:
+            return None
+        source = self._source_for({})
+        start, end = totals["start"], totals["end"]
+        samples = [SampleDraft(source.source_id, 4, totals["steps"], start, end_time=end)]
+        if totals["energy"] is not None:
+            samples.append(SampleDraft(source.source_id, 7, totals["energy"], start, end_time=end))
+        return ImportItem("monitoring", totals["at"], source=source, samples=samples, weight=totals["count"])
+
+    def _monitoring(self, values: dict[str, Any], location: str) -> ImportItem | None:
         moment = values.get("timestamp")
         if isinstance(moment, datetime):
             self._last_timestamp = moment
@@ -197,12 +236,7 @@ class FitParser:
         if values.get("heart_rate"):
             samples.append(SampleDraft(source.source_id, 1, float(values["heart_rate"]), moment))
         if "steps" in values and "duration_min" in values:
-            end = moment + timedelta(minutes=float(values["duration_min"]))
-            samples.append(SampleDraft(source.source_id, 4, float(values["steps"]), moment, end_time=end))
-            if values.get("active_calories") is not None:
-                samples.append(
-                    SampleDraft(source.source_id, 7, float(values["active_calories"]), moment, end_time=end)
-                )
+            return self._add_to_totals(values, moment, location)
         if not samples:
             return rejected(
                 "monitoring",
