@@ -67,8 +67,8 @@ class RelayMetrics:
     """What an outbox relay reports: the backlog it sees and the events it publishes.
 
     Labels are the outbox's schema and the producer whose streams it feeds: a handful per process.
-    Every replica's relay refreshes the backlog on each poll, the one publishing and the ones
-    waiting for the lock alike, so any pod's value is current.
+    Every replica's relay refreshes the backlog, the one publishing and the ones waiting for the
+    lock alike, so any pod's value is current (within the relay's ``backlog_interval``).
     """
 
     unpublished: Gauge
@@ -133,31 +133,31 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
                 "vitalis_consumer_events_handled",
                 "Stream entries settled, by group and outcome: applied, duplicate (already in the inbox), "
                 "parked (dead-lettered).",
-                ("group", "outcome"),
+                ("consumer_group", "outcome"),
                 registry=registry,
             ),
             handler_failures=Counter(
                 "vitalis_consumer_handler_failures",
                 "Handler runs that raised; the entry stays pending and is retried, or parked at the last.",
-                ("group",),
+                ("consumer_group",),
                 registry=registry,
             ),
             dead_lettered=Counter(
                 "vitalis_consumer_dead_lettered_events",
                 "Entries parked on a dead-letter stream: failed too often, or not an event at all.",
-                ("group",),
+                ("consumer_group",),
                 registry=registry,
             ),
             pending=Gauge(
                 "vitalis_consumer_pending_entries",
                 "Entries delivered to the group and not yet acknowledged, over all its shards.",
-                ("group",),
+                ("consumer_group",),
                 registry=registry,
             ),
             lag=Gauge(
                 "vitalis_consumer_lag_seconds",
                 "Age of the oldest entry not yet delivered to the group, over its shards; 0 when caught up.",
-                ("group",),
+                ("consumer_group",),
                 registry=registry,
             ),
         ),

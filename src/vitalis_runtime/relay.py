@@ -7,7 +7,9 @@ down nothing is marked, so the outbox keeps everything until Redis is back.
 
 Only one relay per schema publishes at a time (a transaction-level advisory lock): replicas can
 all run a relay for availability without reordering one user's events between them. Every relay,
-publishing or not, refreshes the backlog gauges on each poll (see :mod:`vitalis_runtime.metrics`).
+publishing or not, refreshes the backlog gauges (see :mod:`vitalis_runtime.metrics`): on each poll
+that finds the outbox empty, and by counting at most every ``backlog_interval`` seconds otherwise, so
+a large backlog is not counted again after every batch by every replica.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         purge_interval: float = 3600.0,
         metrics: RelayMetrics | None = None,
+        backlog_interval: float = 5.0,
     ) -> None:
         """Configure a relay; ``redis_client`` must return bytes (``decode_responses=False``).
 
         Published rows are kept for ``retention`` (for inspection and replays), then purged.
-        ``metrics`` defaults to the process registry's.
+        ``metrics`` defaults to the process registry's; the backlog is counted at most every
+        ``backlog_interval`` seconds.
         """
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the relay needs a Redis client with decode_responses=False")
@@ -67,6 +71,8 @@ class OutboxRelay:
         self._purge_interval = purge_interval
         self._metrics = metrics or event_metrics().relay
         self._schema = schema
+        self._backlog_interval = backlog_interval
+        self._next_backlog_count = 0.0
 
     async def relay_once(self) -> int:
         """Publish the oldest unpublished batch; return how many events it held.
@@ -109,6 +115,10 @@ class OutboxRelay:
         return len(rows)
 
     async def _observe_backlog(self, conn: asyncpg.Connection) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_backlog_count:
+            return
+        self._next_backlog_count = loop.time() + self._backlog_interval
         (row,) = await conn.fetch(
             f"""SELECT (SELECT count(*) FROM {self._table} WHERE published_at IS NULL) AS backlog,
                        (SELECT extract(epoch FROM clock_timestamp() - occur_time)::float8

@@ -1,8 +1,9 @@
 """The runbook and the alerts name only what exists: targets, variables, paths, commands, metrics.
 
 Metric names are checked against what the code really exports: the services' registry (the RPC
-metrics recorded once, plus prometheus-client's process collector) and a real Envoy started with
-the gateway configuration the manifests deploy, scraped once it has routed a request.
+and event pipeline metrics, each recorded once, plus prometheus-client's process collector) and a
+real Envoy started with the gateway configuration the manifests deploy, scraped once it has routed
+a request.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from vitalis_cli.main import build_parser
 from vitalis_deploy.render import find_kubectl, render
 from vitalis_runtime.catalog import SERVICES
-from vitalis_runtime.metrics import rpc_metrics
+from vitalis_runtime.metrics import HANDLED_OUTCOMES, event_metrics, rpc_metrics
 from vitalis_runtime.settings import ServiceSettings
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -38,8 +39,9 @@ REPO_PATH = re.compile(r"`((?:src|services|deploy|docs|tests|gateway|protos|tool
 VITALIS_COMMAND = re.compile(r"`(vitalis [^`]+)`")
 KUBECTL_OBJECT = re.compile(r"(?<![\w/])(deploy|deployment|svc|job)/([a-z0-9][a-z0-9-]*)(?![\w/])")
 LABEL_SELECTOR = re.compile(r"-l ([a-z0-9./-]+)=([a-z0-9-]+)")
-METRIC = re.compile(r"\b((?:grpc_server|process|python|envoy)_[a-z0-9_]+)\b")
-SELECTOR = re.compile(r"\b((?:grpc_server|process|python|envoy)_[a-z0-9_]+)\{([^}]*)\}")
+METRIC_PREFIX = r"(?:grpc_server|process|python|envoy|vitalis_outbox|vitalis_consumer)"
+METRIC = re.compile(rf"\b({METRIC_PREFIX}_[a-z0-9_]+)\b")
+SELECTOR = re.compile(rf"\b({METRIC_PREFIX}_[a-z0-9_]+)\{{([^}}]*)\}}")
 MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
 TARGET_LABELS = frozenset({"job", "pod", "namespace", "instance", "service", "container", "endpoint"})
 """Labels Prometheus adds to every scraped series; not the exporter's to define."""
@@ -69,11 +71,21 @@ def prod_objects() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def runtime_series() -> Series:
-    """Series the services export: the RPC metrics with one call recorded, and the process collector."""
+    """Series the services export: RPC and event metrics, one of each recorded, and the process collector."""
     registry = CollectorRegistry()
     metrics = rpc_metrics(registry)
     metrics.record("/vitalis.identity.v1.AuthService/SignIn", "OK", 0.01)
     metrics.in_flight.labels("vitalis.identity.v1.AuthService", "SignIn").inc()
+    events = event_metrics(registry)
+    events.relay.observe_backlog("insights", "insights", 0, 0.0)
+    events.relay.published.labels("insights", "insights").inc()
+    consumer = events.consumer
+    for outcome in HANDLED_OUTCOMES:
+        consumer.handled.labels("insights-engine", outcome).inc()
+    for counter in (consumer.handler_failures, consumer.dead_lettered):
+        counter.labels("insights-engine").inc()
+    for gauge in (consumer.pending, consumer.lag):
+        gauge.labels("insights-engine").set(0)
     found: dict[str, list[dict[str, str]]] = {}
     for source in (registry, REGISTRY):
         for family in source.collect():

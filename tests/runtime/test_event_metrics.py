@@ -62,7 +62,14 @@ async def emit(db: Database, user_id: uuid.UUID, text: str) -> Event:
 def relay_for(
     db: Database, client: redis.asyncio.Redis, streams: StreamNames, metrics: EventMetrics, **options: Any
 ) -> OutboxRelay:
-    return OutboxRelay(db, client, schema="app", streams=streams, metrics=metrics.relay, **options)
+    return OutboxRelay(
+        db,
+        client,
+        schema="app",
+        streams=streams,
+        metrics=metrics.relay,
+        **{"backlog_interval": 0.0, **options},
+    )
 
 
 class Handler:
@@ -128,6 +135,29 @@ async def test_relay_reports_its_backlog_each_poll_and_counts_what_it_publishes(
     assert await relay.relay_once() == 0
     assert value(registry, "vitalis_outbox_unpublished_events", **RELAY_LABELS) == 0
     assert value(registry, "vitalis_outbox_oldest_unpublished_seconds", **RELAY_LABELS) == 0
+    assert value(registry, "vitalis_outbox_published_events_total", **RELAY_LABELS) == 3
+
+
+async def test_a_large_backlog_is_counted_at_most_once_per_interval_and_zeroed_when_drained(
+    app_db: Database,
+    redis_client: redis.asyncio.Redis,
+    streams: StreamNames,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
+) -> None:
+    for text in ("a", "b", "c"):
+        await emit(app_db, uuid.uuid4(), text)
+    relay = relay_for(app_db, redis_client, streams, metrics, batch_size=1, backlog_interval=60.0)
+
+    assert await relay.relay_once() == 1
+    assert value(registry, "vitalis_outbox_unpublished_events", **RELAY_LABELS) == 2
+    assert await relay.relay_once() == 1
+    assert await relay.relay_once() == 1
+    # Not counted again within the interval ...
+    assert value(registry, "vitalis_outbox_unpublished_events", **RELAY_LABELS) == 2
+    # ... but a poll that finds the outbox empty says so at once.
+    assert await relay.relay_once() == 0
+    assert value(registry, "vitalis_outbox_unpublished_events", **RELAY_LABELS) == 0
     assert value(registry, "vitalis_outbox_published_events_total", **RELAY_LABELS) == 3
 
 
@@ -205,11 +235,11 @@ async def test_consumer_counts_applied_duplicate_and_parked_events_and_failures(
 
     assert sorted(handler.seen) == ["first", "second"]
     handled = "vitalis_consumer_events_handled_total"
-    assert value(registry, handled, group=GROUP, outcome="applied") == 2
-    assert value(registry, handled, group=GROUP, outcome="duplicate") == 2
-    assert value(registry, handled, group=GROUP, outcome="parked") == 1
-    assert value(registry, "vitalis_consumer_handler_failures_total", group=GROUP) == 1
-    assert value(registry, "vitalis_consumer_dead_lettered_events_total", group=GROUP) == 1
+    assert value(registry, handled, consumer_group=GROUP, outcome="applied") == 2
+    assert value(registry, handled, consumer_group=GROUP, outcome="duplicate") == 2
+    assert value(registry, handled, consumer_group=GROUP, outcome="parked") == 1
+    assert value(registry, "vitalis_consumer_handler_failures_total", consumer_group=GROUP) == 1
+    assert value(registry, "vitalis_consumer_dead_lettered_events_total", consumer_group=GROUP) == 1
     assert value(registry, "vitalis_outbox_published_events_total", **RELAY_LABELS) == 5
 
 
@@ -226,9 +256,11 @@ async def test_entry_that_is_not_an_event_counts_as_dead_lettered_without_a_hand
 
     await settle(consumer, 1)
 
-    assert value(registry, "vitalis_consumer_dead_lettered_events_total", group=GROUP) == 1
-    assert value(registry, "vitalis_consumer_events_handled_total", group=GROUP, outcome="parked") == 1
-    assert value(registry, "vitalis_consumer_handler_failures_total", group=GROUP) == 0
+    assert value(registry, "vitalis_consumer_dead_lettered_events_total", consumer_group=GROUP) == 1
+    assert (
+        value(registry, "vitalis_consumer_events_handled_total", consumer_group=GROUP, outcome="parked") == 1
+    )
+    assert value(registry, "vitalis_consumer_handler_failures_total", consumer_group=GROUP) == 0
 
 
 async def test_consumer_reports_its_groups_pending_entries_and_lag(
@@ -243,8 +275,8 @@ async def test_consumer_reports_its_groups_pending_entries_and_lag(
         app_db, redis_client, streams, metrics, handler, claim_idle_ms=0, backlog_interval=0.0, batch_size=10
     )
     await consumer.consume_once()
-    assert value(registry, "vitalis_consumer_pending_entries", group=GROUP) == 0
-    assert value(registry, "vitalis_consumer_lag_seconds", group=GROUP) == 0
+    assert value(registry, "vitalis_consumer_pending_entries", consumer_group=GROUP) == 0
+    assert value(registry, "vitalis_consumer_lag_seconds", consumer_group=GROUP) == 0
 
     for text in ("a", "b", "c"):
         await emit(app_db, uuid.uuid4(), text)
@@ -252,26 +284,28 @@ async def test_consumer_reports_its_groups_pending_entries_and_lag(
     await asyncio.sleep(0.2)
     await consumer.observe_backlog()
     # Published, not yet read: the group lags by the age of the oldest entry.
-    assert value(registry, "vitalis_consumer_lag_seconds", group=GROUP) >= 0.2
-    assert value(registry, "vitalis_consumer_pending_entries", group=GROUP) == 0
+    assert value(registry, "vitalis_consumer_lag_seconds", consumer_group=GROUP) >= 0.2
+    assert value(registry, "vitalis_consumer_pending_entries", consumer_group=GROUP) == 0
 
     handler.failing = True
     assert await consumer.consume_once() == 0
     await consumer.observe_backlog()
     # Read and failed: no longer lagging, but pending until handled.
-    assert value(registry, "vitalis_consumer_lag_seconds", group=GROUP) == 0
-    assert value(registry, "vitalis_consumer_pending_entries", group=GROUP) == 3
-    assert value(registry, "vitalis_consumer_handler_failures_total", group=GROUP) == 3
+    assert value(registry, "vitalis_consumer_lag_seconds", consumer_group=GROUP) == 0
+    assert value(registry, "vitalis_consumer_pending_entries", consumer_group=GROUP) == 3
+    assert value(registry, "vitalis_consumer_handler_failures_total", consumer_group=GROUP) == 3
 
     handler.failing = False
     await settle(consumer, 3)
     # consume_once refreshes the gauges itself when they are due (every call, here).
     await consumer.consume_once()
-    assert value(registry, "vitalis_consumer_pending_entries", group=GROUP) == 0
-    assert value(registry, "vitalis_consumer_events_handled_total", group=GROUP, outcome="applied") == 3
+    assert value(registry, "vitalis_consumer_pending_entries", consumer_group=GROUP) == 0
+    assert (
+        value(registry, "vitalis_consumer_events_handled_total", consumer_group=GROUP, outcome="applied") == 3
+    )
 
 
-async def test_event_metrics_are_labelled_by_schema_producer_group_and_outcome_only(
+async def test_event_metrics_are_labelled_by_schema_producer_consumer_group_and_outcome_only(
     app_db: Database,
     redis_client: redis.asyncio.Redis,
     streams: StreamNames,
@@ -289,6 +323,6 @@ async def test_event_metrics_are_labelled_by_schema_producer_group_and_outcome_o
     }
     families = {family.name for family in registry.collect()}
 
-    assert label_names == {"schema", "producer", "group", "outcome"}
+    assert label_names == {"schema", "producer", "consumer_group", "outcome"}
     assert event_metrics(registry) is metrics
     assert len(families) == 8
