@@ -85,3 +85,16 @@ def unreadable_report() -> bytes:
     pdf.set_font("Helvetica")
     pdf.cell(text="Dear patient, thank you for your visit.")
     return bytes(pdf.output())
+
+
+def long_report(pages: int, rows_per_page: int = 60) -> bytes:
+    """A text PDF dense with result-like rows: slow to read on purpose."""
+    pdf = FPDF()
+    pdf.set_auto_page_break(False)
+    pdf.set_font("Helvetica", size=6)
+    for page in range(pages):
+        pdf.add_page()
+        for row in range(rows_per_page):
+            pdf.set_xy(10, 10 + row * 4.5)
+            pdf.cell(text=f"Analyte {page}-{row}   95   mg/dL   70 - 99   H   " * 2)
+    return bytes(pdf.output())

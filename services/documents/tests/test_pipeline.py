@@ -19,6 +19,7 @@ from services.documents.tests.samples import (
     damaged_pdf,
     decompression_bomb,
     encrypted_report,
+    long_report,
     many_pages,
     scanned_report,
     unreadable_report,
@@ -432,6 +433,36 @@ async def test_an_image_of_a_report_needs_review_when_no_ocr_is_installed(
         done = await parsed(client, user, document.name)
         assert done.parse_state == PARSE.PARSE_STATE_NEEDS_REVIEW
         assert done.parse_state_reason == PARSE.PARSE_STATE_REASON_NO_TEXT_LAYER
+
+
+async def test_stopping_abandons_a_parse_in_flight_quickly_and_leaves_it_for_a_retry(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any], migrated: Any
+) -> None:
+    async with start_client(disk_storage, biomarkers=FakeBiomarkers(), background=True) as client:
+        user = uuid.uuid4()
+        document = await upload(client, user, long_report(pages=60))
+        async with asyncio.timeout(20):
+            while True:
+                current = await client.documents.GetDocument(
+                    document_service_pb2.GetDocumentRequest(name=document.name), metadata=client.auth(user)
+                )
+                if current.parse_state == PARSE.PARSE_STATE_PARSING:
+                    break
+                await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        await client.app.stop()
+        assert asyncio.get_running_loop().time() - started < 5
+        current = await client.documents.GetDocument(
+            document_service_pb2.GetDocumentRequest(name=document.name), metadata=client.auth(user)
+        )
+        assert current.parse_state == PARSE.PARSE_STATE_PARSING
+    admin = await asyncpg.connect(migrated.admin_url)
+    try:
+        assert (
+            await admin.fetchval("SELECT count(*) FROM documents.parse_jobs WHERE owner_id = $1", user) == 1
+        )
+    finally:
+        await admin.close()
 
 
 def test_the_benchmark_catalog_has_unique_analytes() -> None:

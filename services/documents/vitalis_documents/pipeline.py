@@ -13,11 +13,12 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from time import monotonic
+from typing import Any
 
 import asyncpg
 
@@ -39,7 +40,7 @@ from vitalis_documents.library import DocumentLibrary
 from vitalis_documents.parsing import PARSER_VERSION
 from vitalis_documents.parsing.errors import ParseFailure
 from vitalis_documents.parsing.lab_report import LabReport
-from vitalis_documents.parsing.sandbox import ParseBudget, parse_in_sandbox
+from vitalis_documents.parsing.sandbox import ParseBudget, SandboxResult, parse_in_sandbox
 from vitalis_documents.ports import (
     BiomarkerCandidate,
     BiomarkerDirectory,
@@ -105,6 +106,7 @@ class ParsePipeline:
         self._concurrency = concurrency
         self._scratch = scratch
         self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self.mailbox: KeyedMailbox[uuid.UUID] = KeyedMailbox()
         self._lease_seconds = budget.seconds * 2 + 60
 
@@ -118,6 +120,8 @@ class ParsePipeline:
         try:
             await stop.wait()
         finally:
+            # A parse in flight is abandoned (its child killed); its lease lets another replica redo it.
+            self._stopping.set()
             self._wakeup.set()
             for worker in workers:
                 worker.cancel()
@@ -243,11 +247,26 @@ class ParsePipeline:
                     raise ParseFailure(
                         ParseStateReason.INTERNAL_ERROR, "The document's stored bytes are missing."
                     ) from None
-            result = await parse_in_sandbox(path, document.content_type, self._budget)
+            result = await self._unless_stopping(parse_in_sandbox(path, document.content_type, self._budget))
         if result.failure is not None:
             raise result.failure
         assert result.report is not None
         return result.report, result.ocr_used
+
+    async def _unless_stopping(self, work: Coroutine[Any, Any, SandboxResult]) -> SandboxResult:
+        task = asyncio.ensure_future(work)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise errors.Unavailable("The service is shutting down.", reason="SHUTTING_DOWN")
+        return task.result()
 
     async def _fail(self, document: Document, failure: ParseFailure) -> None:
         state = (

@@ -96,15 +96,17 @@ def group_lines(words: Sequence[Word]) -> list[Line]:
     """Words that overlap vertically form a line; gaps wider than about a character split cells."""
     ordered = sorted((w for w in words if w.text.strip()), key=lambda w: (w.middle, w.left))
     rows: list[list[Word]] = []
+    row_middle = row_height = 0.0
     for word in ordered:
-        if rows:
+        if rows and abs(word.middle - row_middle) <= max(row_height, word.height) * 0.5:
             row = rows[-1]
-            row_middle = median(w.middle for w in row)
-            row_height = median(w.height for w in row)
-            if abs(word.middle - row_middle) <= max(row_height, word.height) * 0.5:
-                row.append(word)
-                continue
+            row.append(word)
+            # Running means keep grouping linear in the number of words.
+            row_middle += (word.middle - row_middle) / len(row)
+            row_height += (word.height - row_height) / len(row)
+            continue
         rows.append([word])
+        row_middle, row_height = word.middle, word.height
     return [_line(row) for row in rows]
 
 

@@ -70,8 +70,12 @@ def _page_words(document: pypdfium2.PdfDocument, index: int) -> PageText:
                     )
                     current.clear()
 
+            text = textpage.get_text_range(0, count) if count else ""
+            if len(text) != count:
+                # Characters outside the basic plane count twice for PDFium; read them one by one.
+                text = "".join(textpage.get_text_range(i, 1)[:1] or " " for i in range(count))
             for char_index in range(count):
-                char = textpage.get_text_range(char_index, 1)
+                char = text[char_index]
                 if not char or char.isspace():
                     flush()
                     continue
