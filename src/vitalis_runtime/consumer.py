@@ -135,7 +135,7 @@ class EventConsumer:
             with translate_redis_errors():
                 await self._ensure_groups()
                 if asyncio.get_running_loop().time() >= self._next_backlog_refresh:
-                    await self.observe_backlog()
+                    await self._observe_backlog_safely()
                 streams = await self._streams_to_read()
                 if not streams:
                     # Every shard is leased to other consumers: wait as a blocking read would.
@@ -320,6 +320,14 @@ class EventConsumer:
         self._metrics.dead_lettered.labels(self._group).inc()
         self._metrics.handled.labels(self._group, "parked").inc()
 
+    async def _observe_backlog_safely(self) -> None:
+        """Refresh the gauges; a reply this code cannot read must not stop the events flowing."""
+        try:
+            await self.observe_backlog()
+        except (redis.exceptions.ResponseError, KeyError, ValueError, TypeError):
+            logger.exception("could not refresh the backlog gauges of %s", self._group)
+            self._next_backlog_refresh = asyncio.get_running_loop().time() + self._backlog_interval
+
     async def observe_backlog(self) -> None:
         """Refresh the group's pending-entries and lag gauges from every shard stream.
 
@@ -337,9 +345,9 @@ class EventConsumer:
                 if isinstance(groups, Exception):
                     continue  # the stream is not there yet: nothing is waiting in it
                 for info in groups:
-                    if _as_text(info["name"]) == self._group:
-                        pending += int(info["pending"])
-                        last_delivered[stream] = _as_bytes(info["last-delivered-id"])
+                    if _as_text(_reply_field(info, "name")) == self._group:
+                        pending += int(_reply_field(info, "pending"))
+                        last_delivered[stream] = _as_bytes(_reply_field(info, "last-delivered-id"))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for stream, entry_id in last_delivered.items():
                     pipe.xrange(stream, min=b"(" + entry_id, max="+", count=1)
@@ -415,6 +423,11 @@ def _stream_batches(response: Any) -> list[tuple[bytes | str, list[Any]]]:
         unwrapped = entries[0] if entries and isinstance(entries[0], list) else entries
         batches.append((stream, unwrapped))
     return batches
+
+
+def _reply_field(reply: Mapping[Any, Any], name: str) -> Any:
+    """A field of a parsed Redis map, whose keys are text (RESP2) or bytes (RESP3)."""
+    return reply[name] if name in reply else reply[name.encode()]
 
 
 def _entry_millis(entry_id: bytes | str) -> int:

@@ -326,3 +326,33 @@ async def test_event_metrics_are_labelled_by_schema_producer_consumer_group_and_
     assert label_names == {"schema", "producer", "consumer_group", "outcome"}
     assert event_metrics(registry) is metrics
     assert len(families) == 8
+
+
+async def test_pending_entries_and_lag_are_read_over_resp3_too(
+    app_db: Database,
+    redis_client: redis.asyncio.Redis,
+    redis_url: str,
+    streams: StreamNames,
+    metrics: EventMetrics,
+    registry: CollectorRegistry,
+) -> None:
+    resp3 = redis.asyncio.Redis.from_url(redis_url, protocol=3)
+    try:
+        handler = Handler()
+        handler.failing = True
+        consumer = consumer_for(app_db, resp3, streams, metrics, handler)
+        await consumer.consume_once()
+        await emit(app_db, uuid.uuid4(), "a")
+        await emit(app_db, uuid.uuid4(), "b")
+        await relay_for(app_db, redis_client, streams, metrics).relay_once()
+        await asyncio.sleep(0.1)
+
+        await consumer.observe_backlog()
+        assert value(registry, "vitalis_consumer_lag_seconds", consumer_group=GROUP) >= 0.1
+
+        assert await consumer.consume_once() == 0
+        await consumer.observe_backlog()
+        assert value(registry, "vitalis_consumer_pending_entries", consumer_group=GROUP) == 2
+        assert value(registry, "vitalis_consumer_lag_seconds", consumer_group=GROUP) == 0
+    finally:
+        await resp3.aclose()
