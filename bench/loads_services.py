@@ -117,12 +117,14 @@ async def event_path(spec: dict[str, Any]) -> tuple[Call, Close]:
         async for message in watch:
             if not message.HasField("insight") or not message.insight.evidence:
                 continue
-            panel = message.insight.evidence[0].resource
-            waiter = arrivals.get(panel)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-            else:
-                early.add(panel)
+            # The evidence names the panel or its markers (``<panel>/markers/<id>``).
+            panels = {"/".join(item.resource.split("/")[:4]) for item in message.insight.evidence}
+            for panel in panels:
+                waiter = arrivals.get(panel)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                else:
+                    early.add(panel)
 
     reader = asyncio.create_task(read_watch())
     # The watch sends only what happens after it is open; give it time to subscribe.
