@@ -13,9 +13,12 @@
    provider) covers both protocols and cannot drift from the REST templates. The price is that a
    REST body is buffered (up to the transcoder's limit) before its token is checked; the rate
    limit above bounds that.
-7. ``lua`` copies a browser's access-token cookie into ``authorization: Bearer`` when the request
-   has no such header. ``jwt_authn`` has already verified the cookie by then; the copy exists
-   because every service re-verifies the forwarded token and reads it from that header only.
+7. ``lua`` refuses a header whose name gRPC cannot carry as metadata (HTTP allows ``^`` or ``~``
+   in names, gRPC only lowercase letters, digits, ``-``, ``_`` and ``.``): forwarded, it would fail
+   the call inside the service's gRPC library as an opaque INTERNAL. It then copies a browser's
+   access-token cookie into ``authorization: Bearer`` when the request has no such header.
+   ``jwt_authn`` has already verified the cookie by then; the copy exists because every service
+   re-verifies the forwarded token and reads it from that header only.
 8. ``router``.
 """
 
@@ -57,7 +60,7 @@ def http_filters(
         _local_rate_limit(source),
         _transcoder(source, plan, descriptor_path),
         _jwt_authn(source, plan, listen_port),
-        _cookie_to_bearer(source.authentication.token_cookie),
+        _request_guard(source.authentication.token_cookie),
         {"name": ROUTER, "typed_config": {"@type": f"{_API}.router.v3.Router"}},
     ]
 
@@ -85,12 +88,22 @@ def _header_mutation(source: GatewaySource) -> dict[str, Any]:
     }
 
 
-def _cookie_to_bearer(cookie: str) -> dict[str, Any]:
+def _request_guard(cookie: str) -> dict[str, Any]:
     # Cookie names are tokens (RFC 6265); escaping Lua pattern magic keeps any of them literal.
     pattern = "".join(f"%{ch}" if not ch.isalnum() else ch for ch in cookie)
     code = f"""
+local REFUSED = '{{"code":3,"message":"header names may hold only lowercase letters, digits, -, _ and .",'
+  .. '"details":[{{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"INVALID_HEADER_NAME",'
+  .. '"domain":"gateway.vitalis"}}]}}'
+
 function envoy_on_request(handle)
   local headers = handle:headers()
+  for name, _ in pairs(headers) do
+    if not string.match(name, "^:?[a-z0-9_%.%-]+$") then
+      handle:respond({{[":status"] = "400", ["content-type"] = "application/json"}}, REFUSED)
+      return
+    end
+  end
   if headers:get("authorization") ~= nil then return end
   local cookies = headers:get("cookie")
   if cookies == nil then return end

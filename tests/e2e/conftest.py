@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +21,12 @@ async def platform(
     test_servers: TestServers, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Platform]:
     """One platform for the package, in a database of its own."""
-    async with running_platform(test_servers, Path(tmp_path_factory.mktemp("platform"))) as running:
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    async with running_platform(
+        test_servers,
+        Path(tmp_path_factory.mktemp("platform")),
+        extra_env={"VITALIS_CLERK_WEBHOOK_SECRET": webhook_secret},
+    ) as running:
         yield running
 
 

@@ -270,3 +270,13 @@ async def test_a_slow_client_is_cut_off(platform: Platform, figure: Figure) -> N
     held = await asyncio.to_thread(slowloris)
     figure("seconds a header-trickling client is kept", f"{held:.0f}", "< 90", held < 90)
     assert held < 90
+
+
+@pytest.mark.parametrize("header", ["4^yj", "x~weird", "Tick`", "a|b"])
+async def test_a_header_name_grpc_cannot_carry_is_refused_at_the_gateway(
+    gateway: httpx.AsyncClient, header: str
+) -> None:
+    user = await sign_up(gateway)
+    response = await gateway.get("/v1/users/me", headers={**user.headers, header: "1"})
+    assert response.status_code == 400, response.text
+    assert "header names may hold only" in response.json()["message"], response.text
