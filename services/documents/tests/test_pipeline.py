@@ -458,9 +458,12 @@ async def test_stopping_abandons_a_parse_in_flight_quickly_and_leaves_it_for_a_r
         assert current.parse_state == PARSE.PARSE_STATE_PARSING
     admin = await asyncpg.connect(migrated.admin_url)
     try:
-        assert (
-            await admin.fetchval("SELECT count(*) FROM documents.parse_jobs WHERE owner_id = $1", user) == 1
+        job = await admin.fetchrow(
+            "SELECT lease_until <= now() AS due, attempts FROM documents.parse_jobs WHERE owner_id = $1", user
         )
+        assert job is not None
+        assert job["due"], "an abandoned parse gives its lease back at once"
+        assert job["attempts"] == 0
     finally:
         await admin.close()
 

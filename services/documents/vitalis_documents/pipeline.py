@@ -189,6 +189,11 @@ class ParsePipeline:
         started = monotonic()
         try:
             result = await self._read(document)
+        except errors.Unavailable as stopping:
+            if stopping.reason == "SHUTTING_DOWN":
+                async with self._library.db.transaction(user_id=None) as conn:
+                    await self._store.release_parse(conn, document_id)
+            raise
         except ParseFailure as failure:
             await self._fail(document, failure)
             logger.info(

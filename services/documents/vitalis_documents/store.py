@@ -553,6 +553,14 @@ class DocumentStore:
         )
         return None if row is None else (row["owner_id"], row["document_id"], row["attempts"])
 
+    async def release_parse(self, conn: asyncpg.Connection, document_id: uuid.UUID) -> None:
+        """Give a leased job back at once, without counting the attempt (the parse was abandoned)."""
+        await conn.execute(
+            """UPDATE parse_jobs SET lease_until = '-infinity', attempts = greatest(attempts - 1, 0)
+               WHERE document_id = $1""",
+            document_id,
+        )
+
     async def finish_parse(self, conn: asyncpg.Connection, document_id: uuid.UUID) -> None:
         """Remove a parse job."""
         await conn.execute("DELETE FROM parse_jobs WHERE document_id = $1", document_id)
