@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +416,47 @@ async def test_another_user_cannot_read_my_samples(gateway: httpx.AsyncClient) -
         f"/v1/{me['name']}/samples", params={"metricType": "METRIC_TYPE_HEART_RATE"}, headers=theirs
     )
     assert response.status_code == 404
+
+
+async def test_a_wearables_grantee_reads_the_owners_samples_but_cannot_write(
+    gateway: httpx.AsyncClient,
+) -> None:
+    owner, grantee = await signed_in(gateway), await signed_in(gateway)
+    owner_name = (await ok(await gateway.get("/v1/users/me", headers=owner)))["name"]
+    grantee_name = (await ok(await gateway.get("/v1/users/me", headers=grantee)))["name"]
+    source = await ok(
+        await gateway.post(
+            "/v1/users/me/sources",
+            params={"sourceId": "watch"},
+            headers=owner,
+            json={"displayName": "Watch", "platform": "SOURCE_PLATFORM_API"},
+        )
+    )
+    sample = {
+        "source": source["name"],
+        "metricType": "METRIC_TYPE_HEART_RATE",
+        "value": 61,
+        "startTime": "2024-05-01T06:00:00Z",
+    }
+    await ok(
+        await gateway.post("/v1/users/me/samples:batchCreate", headers=owner, json={"samples": [sample]})
+    )
+    samples = f"/v1/{owner_name}/samples"
+    params = {"metricType": "METRIC_TYPE_HEART_RATE"}
+    assert (await gateway.get(samples, params=params, headers=grantee)).status_code == 404
+    expire = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    await ok(
+        await gateway.post(
+            "/v1/users/me/shareGrants",
+            headers=owner,
+            json={"grantee": grantee_name, "scopes": ["SHARE_SCOPE_WEARABLES"], "expireTime": expire},
+        )
+    )
+    shared = await ok(await gateway.get(samples, params=params, headers=grantee))
+    assert [s["value"] for s in shared["samples"]] == [61]
+    summary = await ok(await gateway.get(f"/v1/{owner_name}/dailySummaries/2024-05-01", headers=grantee))
+    assert summary["metrics"][0]["count"] == "1"
+    written = await gateway.post(
+        f"/v1/{owner_name}/samples:batchCreate", headers=grantee, json={"samples": [sample]}
+    )
+    assert written.status_code == 404
