@@ -55,7 +55,7 @@ from vitalis_biomarkers.store.records import BODY_COMPOSITION_SCANS, EPIGENETIC_
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
-from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.pagination import PageTokens, page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
@@ -99,7 +99,7 @@ class BiomarkersApp:
         cls,
         db: Database,
         *,
-        page_token_secret: bytes,
+        page_tokens: PageTokens,
         people: PersonDirectory,
         checker: ShareGrantChecker | None = None,
         units: Units | None = None,
@@ -112,7 +112,7 @@ class BiomarkersApp:
             db=db,
             dictionary=dictionary,
             units=units,
-            pages=Pages(PageTokens(page_token_secret)),
+            pages=Pages(page_tokens),
             access=Access(checker),
             people=people,
             panels=panels,
@@ -171,7 +171,7 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
     checker = RemoteShareGrantChecker(identity, credentials) if credentials is not None else None
     app = BiomarkersApp.assemble(
         deps.db,
-        page_token_secret=settings.page_token_secret.get_secret_value().encode(),
+        page_tokens=page_tokens_from(settings),
         people=IdentityPersonDirectory(identity, credentials),
         checker=checker,
     )

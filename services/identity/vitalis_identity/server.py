@@ -56,7 +56,7 @@ from vitalis_identity.user_data_clients import GrpcUserDataClient, LocalUserData
 from vitalis_runtime.auth import JwksCache, JwksFetch, TokenVerifier
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.events import StreamNames
-from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
 
@@ -142,7 +142,7 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
 
     db = deps.db
     grace = timedelta(days=settings.deletion_grace_days)
-    pager = Pager(PageTokens(settings.page_token_secret.get_secret_value().encode()))
+    pager = Pager(page_tokens_from(settings))
     audit = AuditTrail(db)
     throttle = RedisSignInThrottle(
         deps.redis,

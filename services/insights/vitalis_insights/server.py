@@ -48,7 +48,7 @@ from vitalis_insights.store.insights import PRODUCER, SCHEMA
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.consumer import EventConsumer
 from vitalis_runtime.events import StreamNames
-from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker
@@ -125,7 +125,7 @@ async def create_insights_server(
         if identity_channel is not None and credentials is not None
         else None
     )
-    tokens = PageTokens(settings.page_token_secret.get_secret_value().encode())
+    tokens = page_tokens_from(settings)
     notifier = ChangeNotifier(deps.db)
     await notifier.start()
 

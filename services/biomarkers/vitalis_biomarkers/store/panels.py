@@ -173,7 +173,7 @@ class PanelStore:
                     $7::float8[], $8::int2[], $9::text[], $10::text[], $11::float8[], $12::text[],
                     $13::float8[], $14::float8[], $15::text[], $16::text[], $17::int2[], $18::int2[],
                     $19::int2[], $20::jsonb[], $21::text[], $22::text[], $23::timestamptz[],
-                    $24::text[])""",  # noqa: S608
+                    $24::text[])""",
             panel.user_id,
             *columns,
         )
@@ -184,7 +184,7 @@ class PanelStore:
         """One panel with its markers, or None."""
         lock = " FOR UPDATE" if for_update else ""
         row = await conn.fetchrow(
-            f"SELECT * FROM panels WHERE user_id = $1 AND panel_id = $2{lock}",  # noqa: S608
+            f"SELECT * FROM panels WHERE user_id = $1 AND panel_id = $2{lock}",
             user_id,
             panel_id,
         )
@@ -234,7 +234,7 @@ class PanelStore:
                   AND ($4::timestamptz IS NULL OR (collection_time, panel_id) {comparison} ($4, $5::uuid))
                   AND ($7::uuid[] IS NULL OR panel_id = ANY($7))
                 ORDER BY collection_time {direction}, panel_id {direction}
-                LIMIT $6""",  # noqa: S608
+                LIMIT $6""",
             user_id,
             interval.start,
             interval.end,
@@ -253,7 +253,7 @@ class PanelStore:
             return {}
         rows = await conn.fetch(
             f"""SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = ANY($2::uuid[])
-                ORDER BY panel_id, position""",  # noqa: S608
+                ORDER BY panel_id, position""",
             user_id,
             list(panel_ids),
         )
@@ -271,7 +271,7 @@ class PanelStore:
     ) -> Marker | None:
         """One marker of one panel."""
         row = await conn.fetchrow(
-            f"SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = $2 AND marker_id = $3",  # noqa: S608
+            f"SELECT {_MARKER_COLUMNS} FROM markers WHERE user_id = $1 AND panel_id = $2 AND marker_id = $3",
             user_id,
             panel_id,
             marker_id,
@@ -303,7 +303,7 @@ class PanelStore:
                   AND (cardinality($6::int2[]) = 0 OR flag = ANY($6))
                   AND ($7::timestamptz IS NULL OR (collection_time, marker_id) {comparison} ($7, $8::uuid))
                 ORDER BY collection_time {direction}, marker_id {direction}
-                LIMIT $9""",  # noqa: S608
+                LIMIT $9""",
             user_id,
             panel_id,
             biomarker_id,

@@ -67,7 +67,7 @@ class RecordStore:
         await conn.execute(
             f"""INSERT INTO {t.table} (user_id, {t.id_column}, {t.time_column}, document, create_time,
                     update_time, version)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)""",  # noqa: S608
+                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             record.user_id,
             record.id,
             record.time,
@@ -82,7 +82,7 @@ class RecordStore:
         t = self._t
         await conn.execute(
             f"""UPDATE {t.table} SET {t.time_column} = $3, document = $4, update_time = $5, version = $6
-                WHERE user_id = $1 AND {t.id_column} = $2""",  # noqa: S608
+                WHERE user_id = $1 AND {t.id_column} = $2""",
             record.user_id,
             record.id,
             record.time,
@@ -98,7 +98,7 @@ class RecordStore:
         t = self._t
         lock = " FOR UPDATE" if for_update else ""
         row = await conn.fetchrow(
-            f"SELECT * FROM {t.table} WHERE user_id = $1 AND {t.id_column} = $2{lock}",  # noqa: S608
+            f"SELECT * FROM {t.table} WHERE user_id = $1 AND {t.id_column} = $2{lock}",
             user_id,
             record_id,
         )
@@ -108,7 +108,7 @@ class RecordStore:
         """Delete one record."""
         t = self._t
         await conn.execute(
-            f"DELETE FROM {t.table} WHERE user_id = $1 AND {t.id_column} = $2",  # noqa: S608
+            f"DELETE FROM {t.table} WHERE user_id = $1 AND {t.id_column} = $2",
             user_id,
             record_id,
         )
@@ -134,7 +134,7 @@ class RecordStore:
                   AND ($4::timestamptz IS NULL
                        OR ({t.time_column}, {t.id_column}) {comparison} ($4, $5::uuid))
                 ORDER BY {t.time_column} {direction}, {t.id_column} {direction}
-                LIMIT $6""",  # noqa: S608
+                LIMIT $6""",
             user_id,
             interval.start,
             interval.end,

@@ -25,7 +25,7 @@ class UserDataStore:
         """Delete every row of the user, and their unpublished events; return how many rows went."""
         erased = 0
         for table in USER_TABLES:
-            status: str = await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)  # noqa: S608
+            status: str = await conn.execute(f"DELETE FROM {table} WHERE user_id = $1", user_id)
             erased += int(status.rsplit(" ", 1)[-1])
         status = await conn.execute(
             "DELETE FROM outbox WHERE event_user_id = $1 AND published_at IS NULL", user_id
