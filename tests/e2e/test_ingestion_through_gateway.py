@@ -460,3 +460,40 @@ async def test_a_wearables_grantee_reads_the_owners_samples_but_cannot_write(
         f"/v1/{owner_name}/samples:batchCreate", headers=grantee, json={"samples": [sample]}
     )
     assert written.status_code == 404
+
+
+async def test_buckets_default_to_the_time_zone_of_the_users_profile(gateway: httpx.AsyncClient) -> None:
+    auth = await signed_in(gateway)
+    source = await ok(
+        await gateway.post(
+            "/v1/users/me/sources",
+            params={"sourceId": "watch"},
+            headers=auth,
+            json={"displayName": "Watch", "platform": "SOURCE_PLATFORM_API"},
+        )
+    )
+    # 23:30 UTC on 1 May is 01:30 on 2 May in Paris (UTC+02:00).
+    sample = {
+        "source": source["name"],
+        "metricType": "METRIC_TYPE_HEART_RATE",
+        "value": 58,
+        "startTime": "2024-05-01T23:30:00Z",
+    }
+    await ok(await gateway.post("/v1/users/me/samples:batchCreate", headers=auth, json={"samples": [sample]}))
+    buckets = await ok(
+        await gateway.get(
+            "/v1/users/me/samples:queryBuckets",
+            headers=auth,
+            params={
+                "metricType": "METRIC_TYPE_HEART_RATE",
+                "width": "BUCKET_WIDTH_DAY",
+                "interval.startTime": "2024-05-01T00:00:00Z",
+                "interval.endTime": "2024-05-03T00:00:00Z",
+            },
+        )
+    )
+    assert buckets["timeZone"] == "Europe/Paris"
+    assert [b["startTime"] for b in buckets["buckets"]] == ["2024-05-01T22:00:00Z"]
+    policy = await ok(await gateway.get("/v1/users/me/dayAttributionPolicy", headers=auth))
+    assert policy["timeZone"] == "Europe/Paris"
+    assert (await ok(await gateway.get("/v1/users/me/dailySummaries/2024-05-02", headers=auth)))["metrics"]
