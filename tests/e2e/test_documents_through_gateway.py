@@ -7,6 +7,7 @@ import asyncio
 import base64
 import math
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -193,3 +194,39 @@ async def test_the_streaming_upload_takes_a_json_array_of_messages_through_the_g
     assert int(document["sizeBytes"]) == len(data)
     downloaded = await gateway.get(f"/v1/{document['name']}:download", headers=user)
     assert downloaded.content == data
+
+
+async def test_a_grantee_with_scope_documents_reads_the_owners_documents_and_nothing_more(
+    gateway: httpx.AsyncClient,
+) -> None:
+    owner, grantee = await sign_up(gateway), await sign_up(gateway)
+    me = (await gateway.get("/v1/users/me", headers=owner)).json()["name"]
+    grantee_name = (await gateway.get("/v1/users/me", headers=grantee)).json()["name"]
+    created = await upload(gateway, owner, CSV + b"2025-03-03,1\n", "text/csv", "shared.csv")
+    assert created.status_code == 200, created.text
+    name = created.json()["name"]
+    assert (await gateway.get(f"/v1/{name}", headers=grantee)).status_code == 404
+
+    expire = (datetime.now(UTC) + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    wrong_scope = await gateway.post(
+        "/v1/users/me/shareGrants",
+        headers=owner,
+        json={"grantee": grantee_name, "scopes": ["SHARE_SCOPE_BIOMARKERS"], "expireTime": expire},
+    )
+    assert wrong_scope.status_code == 200, wrong_scope.text
+    assert (await gateway.get(f"/v1/{name}", headers=grantee)).status_code == 404
+
+    grant = await gateway.post(
+        "/v1/users/me/shareGrants",
+        headers=owner,
+        json={"grantee": grantee_name, "scopes": ["SHARE_SCOPE_DOCUMENTS"], "expireTime": expire},
+    )
+    assert grant.status_code == 200, grant.text
+    read = await gateway.get(f"/v1/{name}", headers=grantee)
+    assert read.status_code == 200, read.text
+    listed = await gateway.get(f"/v1/{me}/documents", headers=grantee)
+    assert [d["name"] for d in listed.json()["documents"]] == [name]
+    downloaded = await gateway.get(f"/v1/{name}:download", headers=grantee)
+    assert downloaded.content.endswith(b"2025-03-03,1\n")
+    assert (await gateway.delete(f"/v1/{name}", headers=grantee)).status_code == 404
+    assert (await gateway.get(f"/v1/{name}", headers=owner)).json().get("deleteTime") is None
