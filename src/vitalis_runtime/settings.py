@@ -80,6 +80,11 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     event_shards: int = Field(default=8, ge=1, le=1024)
+    event_stream_prefix: str = Field(
+        default="vitalis",
+        pattern=r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$",
+        description="Prefix of the event stream keys; platforms sharing one Redis need distinct ones.",
+    )
 
     # pydantic-settings passes every source by keyword, so the unused ones keep their names.
     @classmethod

@@ -181,7 +181,9 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
         deps.db,
         relay_redis,
         schema=SCHEMA,
-        streams=StreamNames("biomarkers", shard_count=settings.event_shards),
+        streams=StreamNames(
+            "biomarkers", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
+        ),
     )
 
     async def close() -> None:

@@ -225,7 +225,12 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
 
     relay_redis = aioredis.Redis.from_url(settings.redis_url)
     relay = OutboxRelay(
-        db, relay_redis, schema="identity", streams=StreamNames("identity", shard_count=settings.event_shards)
+        db,
+        relay_redis,
+        schema="identity",
+        streams=StreamNames(
+            "identity", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
+        ),
     )
 
     async def close() -> None:

@@ -24,11 +24,6 @@ class InsightsSettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9._-]+$",
         description="This replica's name in the event consumer groups; unique among live replicas.",
     )
-    event_stream_prefix: str = Field(
-        default="vitalis",
-        pattern=r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$",
-        description="Prefix of event stream keys.",
-    )
     event_lease_ms: int = Field(
         default=15000, ge=1000, description="How long a replica holds an event shard."
     )
