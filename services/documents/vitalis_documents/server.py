@@ -36,7 +36,7 @@ from vitalis_documents.user_data import UserData
 from vitalis_runtime.background import run_until_stopped
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.events import StreamNames
-from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.sharing import ShareGrantChecker
 
@@ -91,12 +91,14 @@ class DocumentsApplication:
             document_json=lambda d: json_format.MessageToDict(document_to_proto(d)),
             marker_json=lambda m: json_format.MessageToDict(marker_to_proto(m)),
         )
-        self.pages = PageTokens(settings.page_token_secret.get_secret_value().encode())
+        self.pages = page_tokens_from(settings)
         self.relay = OutboxRelay(
             deps.db,
             deps.redis,
             schema="documents",
-            streams=StreamNames(producer="documents", shard_count=settings.event_shards),
+            streams=StreamNames(
+                producer="documents", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
+            ),
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
