@@ -32,19 +32,17 @@ from vitalis.ingestion.v1 import (
 from vitalis_client import create_channel
 from vitalis_ingestion import events
 from vitalis_ingestion.api.access import Access
-from vitalis_ingestion.api.activity import (
-    ManualEntryServicer,
-    NutritionServicer,
-    SleepServicer,
-    WorkoutServicer,
-)
 from vitalis_ingestion.api.imports import ImportServicer
+from vitalis_ingestion.api.manual_entries import ManualEntryServicer
 from vitalis_ingestion.api.metrics import MetricServicer
+from vitalis_ingestion.api.nutrition import NutritionServicer
 from vitalis_ingestion.api.record_operations import RecordOperations
 from vitalis_ingestion.api.samples import SampleServicer
+from vitalis_ingestion.api.sleep import SleepServicer
 from vitalis_ingestion.api.sources import SourceServicer
 from vitalis_ingestion.api.summaries import DailySummaryServicer
 from vitalis_ingestion.api.user_data import UserDataServicer
+from vitalis_ingestion.api.workouts import WorkoutServicer
 from vitalis_ingestion.documents import DocumentReader, RemoteDocumentReader, UnconfiguredDocumentReader
 from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
 from vitalis_ingestion.events import SCHEMA

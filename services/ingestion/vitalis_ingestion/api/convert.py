@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -95,3 +96,18 @@ def request_key(request: Message) -> str:
         if field in copy.DESCRIPTOR.fields_by_name:
             copy.ClearField(field)
     return copy.SerializeToString(deterministic=True).hex()
+
+
+def day_range_filter(request: Any) -> dict[str, Any]:
+    """``first_day``/``last_day`` store filters from a request's ``start_date`` and ``end_date``."""
+    first = from_proto_date(request.start_date, "start_date")
+    last = from_proto_date(request.end_date, "end_date") if request.HasField("end_date") else None
+    if first and last and last < first:
+        raise InvalidArgument.for_field("end_date", "must not be before start_date")
+    return {"first_day": first, "last_day": last}
+
+
+def interval_filter(request: Any) -> dict[str, Any]:
+    """``start``/``end`` store filters from a request's ``interval``."""
+    start, end = interval_bounds(request.interval)
+    return {"start": start, "end": end}
