@@ -21,10 +21,11 @@ import redis.asyncio as aioredis
 from vitalis_runtime.auth import JwksCache, TokenVerifier
 from vitalis_runtime.db import Database
 from vitalis_runtime.events import translate_redis_errors
+from vitalis_runtime.external_tokens import ExternalTokenVerifier, RemoteSubjectResolver, http_jwks
 from vitalis_runtime.logs import configure_logging
 from vitalis_runtime.metrics import start_metrics_server
 from vitalis_runtime.server import HealthReporter, ReadinessCheck, create_server, serve
-from vitalis_runtime.service_auth import CallerVerifier, accepting_service_tokens
+from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials, accepting_service_tokens
 from vitalis_runtime.settings import ServiceSettings
 from vitalis_runtime.telemetry import configure_tracing
 
@@ -106,6 +107,22 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> Tok
     )
 
 
+def with_external_issuers(
+    settings: ServiceSettings, vitalis: CallerVerifier, identity: grpc.aio.Channel
+) -> CallerVerifier:
+    """``vitalis`` extended to the tokens of the configured external issuers, resolved by identity."""
+    jwks_uris = settings.external_jwks_uris()
+    if not jwks_uris:
+        return vitalis
+    if settings.service_token_secret is None:
+        raise ValueError("VITALIS_SERVICE_TOKEN_SECRET is required to resolve external issuers' subjects")
+    resolver = RemoteSubjectResolver(
+        identity, ServiceCredentials(settings.service_token_secret, settings.service_name)
+    )
+    jwks = {issuer: http_jwks(uri) for issuer, uri in jwks_uris.items()}
+    return ExternalTokenVerifier(vitalis, resolver, jwks, audience=settings.external_token_audience)
+
+
 async def run_service(settings: S, build: Callable[[S, Dependencies], Awaitable[ServiceParts]]) -> None:
     """Configure telemetry, open dependencies, build the server and serve until SIGTERM/SIGINT."""
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
@@ -149,7 +166,7 @@ async def create_service_server(
         if not settings.identity_target:
             raise ValueError("VITALIS_IDENTITY_TARGET is required to verify tokens")
         channel = create_channel(settings.identity_target)
-        verifier = remote_verifier(settings, channel)
+        verifier = with_external_issuers(settings, remote_verifier(settings, channel), channel)
 
         async def close_channel() -> None:
             await channel.close()

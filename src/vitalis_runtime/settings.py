@@ -80,6 +80,21 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     event_shards: int = Field(default=8, ge=1, le=1024)
+    clerk_issuer: str = Field(
+        default="clerk",
+        min_length=1,
+        description="The `iss` of the Clerk instance's tokens (VITALIS_CLERK_ISSUER); links Clerk users.",
+    )
+    clerk_jwks_uri: str | None = Field(
+        default=None, description="JWKS address of the Clerk instance, to accept its tokens."
+    )
+    oidc_jwks_uris: dict[str, str] = Field(
+        default_factory=dict,
+        description="JWKS address of each other external issuer whose tokens are accepted, by issuer.",
+    )
+    external_token_audience: str | None = Field(
+        default=None, description="The `aud` external tokens must carry; unset: not checked."
+    )
     event_stream_prefix: str = Field(
         default="vitalis",
         pattern=r"^[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)*$",
@@ -98,6 +113,13 @@ class ServiceSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only keyword arguments: reading the environment is :meth:`from_env`'s job alone."""
         return (init_settings,)
+
+    def external_jwks_uris(self) -> dict[str, str]:
+        """The JWKS address of every external issuer whose tokens this service accepts."""
+        uris = dict(self.oidc_jwks_uris)
+        if self.clerk_jwks_uri:
+            uris[self.clerk_issuer] = self.clerk_jwks_uri
+        return uris
 
     @classmethod
     def from_env(cls) -> Self:

@@ -11,7 +11,6 @@ import binascii
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,22 +23,13 @@ from vitalis_identity.store import UserStore
 from vitalis_identity.store_people import ExternalIdentityStore, WebhookDeliveryStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from vitalis_runtime.external_tokens import ExternalProfile
 
 SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
 CLERK = "clerk"
 REPLAY_WINDOW = timedelta(days=7)
 
 StartErasure = Callable[[uuid.UUID], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class ExternalProfile:
-    """What a provider tells about a subject."""
-
-    email: str
-    given_name: str
-    family_name: str
-    email_verified: bool
 
 
 class ExternalIdentities:
@@ -70,7 +60,12 @@ class ExternalIdentities:
             return "oidc"
         raise InvalidArgument.for_field("issuer", f"{issuer!r} is not a configured identity provider")
 
-    async def resolve(self, issuer: str, subject: str, profile: ExternalProfile) -> tuple[uuid.UUID, bool]:
+    async def resolve(self, issuer: str, subject: str, profile: ExternalProfile) -> uuid.UUID:
+        """The user linked to a subject (a :class:`SubjectResolver` for identity's own token check)."""
+        user_id, _ = await self.link(issuer, subject, profile)
+        return user_id
+
+    async def link(self, issuer: str, subject: str, profile: ExternalProfile) -> tuple[uuid.UUID, bool]:
         """The user linked to a subject, provisioned if allowed; (user id, provisioned now)."""
         provider = self.provider_of(issuer)
         if not subject:

@@ -44,7 +44,6 @@ from vitalis_identity.consents import Consents
 from vitalis_identity.data_rights import DataRights, UserDataClient
 from vitalis_identity.domain.keys import KeySchedule
 from vitalis_identity.external import ClerkWebhooks, ExternalIdentities
-from vitalis_identity.external_tokens import ExternalTokenVerifier
 from vitalis_identity.keyring import KeyRing
 from vitalis_identity.paging import Pager
 from vitalis_identity.profiles import Profiles
@@ -56,6 +55,7 @@ from vitalis_identity.user_data_clients import GrpcUserDataClient, LocalUserData
 from vitalis_runtime.auth import JwksCache, JwksFetch, TokenVerifier
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.events import StreamNames
+from vitalis_runtime.external_tokens import ExternalTokenVerifier, http_jwks
 from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
@@ -114,12 +114,11 @@ def _verifier(
 ) -> CallerVerifier:
     """Vitalis's own tokens, and the tokens of every external issuer with a configured JWKS."""
     vitalis = TokenVerifier(JwksCache(local_jwks), issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    jwks_uris = dict(settings.oidc_jwks_uris)
-    if settings.clerk_jwks_uri:
-        jwks_uris[settings.clerk_issuer] = settings.clerk_jwks_uri
+    jwks_uris = settings.external_jwks_uris()
     if not jwks_uris:
         return vitalis
-    return ExternalTokenVerifier(vitalis, identities, jwks_uris, audience=settings.external_token_audience)
+    jwks = {issuer: http_jwks(uri) for issuer, uri in jwks_uris.items()}
+    return ExternalTokenVerifier(vitalis, identities, jwks, audience=settings.external_token_audience)
 
 
 async def create_identity_server(settings: IdentitySettings, deps: Dependencies) -> ServiceParts:

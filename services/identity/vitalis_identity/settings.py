@@ -31,11 +31,6 @@ class IdentitySettings(ServiceSettings):
         description="Svix signing secret of the Clerk webhook endpoint "
         "(VITALIS_CLERK_WEBHOOK_SECRET, whsec_...).",
     )
-    clerk_issuer: str = Field(
-        default="clerk",
-        min_length=1,
-        description="The `iss` of the Clerk instance's tokens (VITALIS_CLERK_ISSUER); links Clerk users.",
-    )
     oidc_issuers: tuple[str, ...] = Field(
         default=(),
         description="Other OIDC issuers whose subjects map to users (VITALIS_OIDC_ISSUERS, a JSON list).",
@@ -50,17 +45,4 @@ class IdentitySettings(ServiceSettings):
     )
     sign_in_failure_window_seconds: int = Field(
         default=900, ge=1, le=86400, description="How long failed sign-ins are remembered."
-    )
-    oidc_jwks_uris: dict[str, str] = Field(
-        default_factory=dict,
-        description="JWKS address of each external issuer whose tokens identity accepts itself "
-        '(VITALIS_OIDC_JWKS_URIS, a JSON object {"<issuer>": "<https jwks uri>"}).',
-    )
-    clerk_jwks_uri: str | None = Field(
-        default=None, description="JWKS address of the Clerk instance (VITALIS_CLERK_JWKS_URI)."
-    )
-    external_token_audience: str | None = Field(
-        default=None,
-        description="The `aud` external tokens must carry (VITALIS_EXTERNAL_TOKEN_AUDIENCE); "
-        "unset: not checked.",
     )

@@ -11,7 +11,8 @@ from vitalis.identity.v1 import (
     webhook_service_pb2_grpc,
 )
 from vitalis_identity.api.context import Context, metadata_value
-from vitalis_identity.external import SVIX_HEADERS, ClerkWebhooks, ExternalIdentities, ExternalProfile
+from vitalis_identity.external import SVIX_HEADERS, ClerkWebhooks, ExternalIdentities
+from vitalis_runtime.external_tokens import ExternalProfile
 
 
 class WebhookServicer(webhook_service_pb2_grpc.WebhookServiceServicer):
@@ -41,7 +42,7 @@ class ExternalIdentityInternalServicer(
         self, request: external_identity_internal_service_pb2.ResolveExternalIdentityRequest, context: Context
     ) -> external_identity_internal_service_pb2.ResolveExternalIdentityResponse:
         """The user linked to a verified external subject, provisioned on first use when configured."""
-        user_id, provisioned = await self._identities.resolve(
+        user_id, provisioned = await self._identities.link(
             request.issuer,
             request.subject,
             ExternalProfile(
