@@ -98,9 +98,9 @@ class UserDataServicer(user_data_service_pb2_grpc.UserDataServiceServicer):
             after = (
                 last.metric,
                 last.hrv_method,
+                last.start_time,
                 last.hrv_window_s,
                 last.source_id,
-                last.start_time,
                 last.end_time,
             )
 

@@ -46,7 +46,8 @@ CREATE TABLE source_priorities (
 -- Samples, by month of start time: a TimescaleDB hypertable when the extension is installed and
 -- preloaded, otherwise a natively partitioned table whose partitions ensure_sample_partitions (below)
 -- creates on demand with the owner's rights. The natural key is the primary key, so a replayed write
--- is refused by ON CONFLICT DO NOTHING.
+-- is refused by ON CONFLICT DO NOTHING. Its column order (series, then time) also serves every
+-- range read, so no other index has to be maintained on writes.
 DO $$
 DECLARE
     definition CONSTANT text := $columns$ (
@@ -65,7 +66,7 @@ DECLARE
         metadata jsonb,
         import_job_id uuid,
         create_time timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
+        PRIMARY KEY (user_id, metric, hrv_method, start_time, hrv_window_s, source_id, end_time)
     ) $columns$;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
@@ -78,7 +79,6 @@ BEGIN
     END IF;
 END;
 $$;
-CREATE INDEX samples_series_time ON samples (user_id, metric, hrv_method, start_time);
 
 CREATE FUNCTION ensure_sample_partitions(months date[]) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER AS $$

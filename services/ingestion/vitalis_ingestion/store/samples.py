@@ -344,9 +344,9 @@ class SampleStore:
         records = await conn.fetch(
             f"""SELECT {SAMPLE_COLUMNS} FROM samples WHERE user_id = $1
                   AND ($2::smallint IS NULL
-                       OR (metric, hrv_method, hrv_window_s, source_id, start_time, end_time)
-                          > ($2, $3::smallint, $4::integer, $5::text, $6::timestamptz, $7::timestamptz))
-                ORDER BY metric, hrv_method, hrv_window_s, source_id, start_time, end_time LIMIT $8""",
+                       OR (metric, hrv_method, start_time, hrv_window_s, source_id, end_time)
+                          > ($2, $3::smallint, $4::timestamptz, $5::integer, $6::text, $7::timestamptz))
+                ORDER BY metric, hrv_method, start_time, hrv_window_s, source_id, end_time LIMIT $8""",
             user_id,
             *(after or (None,) * 6),
             limit,
