@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 from google.protobuf import empty_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from vitalis.ingestion.v1 import metric_pb2, sample_pb2, sample_service_pb2, sample_service_pb2_grpc
 from vitalis_ingestion.api.access import Access, parse_name, parse_parent, short_device_id, short_source_id
 from vitalis_ingestion.api.convert import (
     counts_to_proto,
     duration,
-    from_timestamp,
     interval_bounds,
     request_key,
     timestamp,
@@ -33,6 +33,7 @@ from vitalis_runtime.pagination import PageTokens, resolve_page_size
 
 Context = grpc.aio.ServicerContext[object, object]
 MAX_BUCKETS = 100_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _WIDTHS = {
     sample_pb2.BUCKET_WIDTH_MINUTE: ("minute", timedelta(minutes=1)),
     sample_pb2.BUCKET_WIDTH_HOUR: ("hour", timedelta(hours=1)),
@@ -41,28 +42,42 @@ _WIDTHS = {
 }
 
 
-def draft_from_proto(message: sample_pb2.Sample, user_id: uuid.UUID, where: str) -> SampleDraft:
-    """A SampleDraft from a Sample message (names shortened to IDs of ``user_id``)."""
-    if not message.source:
-        source_id = ""
-    else:
-        source_id = short_source_id(message.source, user_id, field=f"{where}.source")
+def _instant(stamp: Timestamp) -> datetime:
+    return EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+
+
+def draft_from_proto(
+    message: sample_pb2.Sample, user_id: uuid.UUID, where: str, names: dict[str, str] | None = None
+) -> SampleDraft:
+    """A SampleDraft from a Sample message (names shortened to IDs of ``user_id``).
+
+    ``names`` caches the IDs of source and device names already checked in the same batch.
+    """
+    names = {} if names is None else names
+    source_id = names.get(message.source) if message.source else ""
+    if source_id is None:
+        source_id = names[message.source] = short_source_id(message.source, user_id, field=f"{where}.source")
     if not message.HasField("start_time"):
         raise InvalidArgument.for_field(f"{where}.start_time", "is required")
+    device_id = None
+    if message.device:
+        device_id = names.get(message.device)
+        if device_id is None:
+            device_id = names[message.device] = short_device_id(
+                message.device, user_id, field=f"{where}.device"
+            )
     return SampleDraft(
         source_id=source_id,
         metric=message.metric_type,
         value=message.value,
-        start_time=from_timestamp(message.start_time),
-        end_time=from_timestamp(message.end_time) if message.HasField("end_time") else None,
+        start_time=_instant(message.start_time),
+        end_time=_instant(message.end_time) if message.HasField("end_time") else None,
         unit=message.unit,
         hrv_method=message.hrv.method,
         hrv_window_s=message.hrv.window.seconds,
         has_hrv=message.HasField("hrv"),
         utc_offset_s=message.utc_offset.seconds if message.HasField("utc_offset") else None,
-        device_id=short_device_id(message.device, user_id, field=f"{where}.device")
-        if message.device
-        else None,
+        device_id=device_id,
         correlation_key=message.correlation_key,
         metadata=dict(message.metadata),
     )
@@ -152,8 +167,9 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
             raise ResourceExhausted(
                 f"a batch may carry at most {MAX_BATCH} samples; split it", reason="BATCH_TOO_LARGE"
             )
+        names: dict[str, str] = {}
         drafts = [
-            (f"samples[{i}]", draft_from_proto(sample, user_id, f"samples[{i}]"))
+            (f"samples[{i}]", draft_from_proto(sample, user_id, f"samples[{i}]", names))
             for i, sample in enumerate(request.samples)
         ]
         tally = await self._writer.write(user_id, drafts, strict=True)
@@ -164,6 +180,7 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
     ) -> sample_service_pb2.StreamSamplesResponse:
         """Write chunks as they arrive; report totals when the client closes the stream."""
         tally = WriteTally()
+        names: dict[str, str] = {}
         parent: str | None = None
         chunks = 0
         async for chunk in request_iterator:
@@ -180,7 +197,7 @@ class SampleServicer(sample_service_pb2_grpc.SampleServiceServicer):
                 )
             where = f"chunks[{chunks}].samples"
             drafts: list[LocatedDraft] = [
-                (f"{where}[{i}]", draft_from_proto(sample, user_id, f"{where}[{i}]"))
+                (f"{where}[{i}]", draft_from_proto(sample, user_id, f"{where}[{i}]", names))
                 for i, sample in enumerate(chunk.samples)
             ]
             await self._writer.write(user_id, drafts, strict=True, tally=tally)
