@@ -110,7 +110,7 @@ class IngestionApp:
         checker: ShareGrantChecker | None = None,
         time_zones: TimeZoneLookup | None = None,
         documents: DocumentReader | None = None,
-        import_batch_size: int = 5000,
+        import_batch_size: int = 10_000,
     ) -> IngestionApp:
         """Wire the stores and services over one database pool."""
         samples = SampleStore(db)
