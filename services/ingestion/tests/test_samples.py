@@ -435,6 +435,15 @@ async def test_source_priority_drops_overlapping_samples_of_less_trusted_sources
     trusted = await stub(service).QuerySampleBuckets(request, metadata=service.me)
     assert [b.sum for b in everything.buckets] == [230]
     assert [b.sum for b in trusted.buckets] == [140]
+    request.apply_source_priority = False
+    request.sources.append(phone)
+    only_phone = await stub(service).QuerySampleBuckets(request, metadata=service.me)
+    assert [b.sum for b in only_phone.buckets] == [130]
+    listed = await stub(service).ListSamples(
+        sample_service_pb2.ListSamplesRequest(parent="users/me", metric_type=STEPS, sources=[watch]),
+        metadata=service.me,
+    )
+    assert [s.value for s in listed.samples] == [100]
 
 
 async def test_bucket_queries_validate_their_arguments(service: Any) -> None:
