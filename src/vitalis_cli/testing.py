@@ -41,7 +41,11 @@ async def running_platform(
             work_dir=work_dir,
             ports=PortPlan.free(),
             base_env={key: os.environ[key] for key in PASSED_THROUGH_ENV if key in os.environ},
-            extra_env=dict(extra_env or {}),
+            # Platforms of concurrent test runs may share one Redis: each keeps its events apart.
+            extra_env={
+                "VITALIS_EVENT_STREAM_PREFIX": f"vitalis-test-{uuid.uuid4().hex[:12]}",
+                **(extra_env or {}),
+            },
             log_format="json",
         )
         async with Platform(config) as running:

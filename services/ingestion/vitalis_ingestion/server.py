@@ -59,7 +59,7 @@ from vitalis_ingestion.writing import SampleWriter
 from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service_server
 from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
-from vitalis_runtime.pagination import PageTokens
+from vitalis_runtime.pagination import PageTokens, page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
 from vitalis_runtime.service_auth import ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
@@ -105,7 +105,7 @@ class IngestionApp:
         cls,
         db: Database,
         *,
-        page_token_secret: bytes,
+        page_tokens: PageTokens,
         spool_dir: Path,
         checker: ShareGrantChecker | None = None,
         time_zones: TimeZoneLookup | None = None,
@@ -130,7 +130,7 @@ class IngestionApp:
         )
         return cls(
             db=db,
-            tokens=PageTokens(page_token_secret),
+            tokens=page_tokens,
             access=Access(checker),
             time_zones=time_zones or FixedTimeZone(),
             spool_dir=spool_dir,
@@ -246,7 +246,7 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
             documents = RemoteDocumentReader(documents_channel, credentials)
     app = IngestionApp.assemble(
         deps.db,
-        page_token_secret=settings.page_token_secret.get_secret_value().encode(),
+        page_tokens=page_tokens_from(settings),
         spool_dir=Path(settings.import_spool_dir),
         checker=checker,
         time_zones=time_zones,
@@ -263,7 +263,9 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
         deps.db,
         deps.redis,
         schema=SCHEMA,
-        streams=StreamNames("ingestion", shard_count=settings.event_shards),
+        streams=StreamNames(
+            "ingestion", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
+        ),
     )
     return replace(
         parts,

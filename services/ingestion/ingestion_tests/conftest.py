@@ -16,6 +16,7 @@ from vitalis_client import create_channel
 from vitalis_ingestion.server import SERVICE_NAMES, IngestionApp
 from vitalis_runtime.db import Database
 from vitalis_runtime.migrations import load_migrations, migrate
+from vitalis_runtime.pagination import PageTokens
 from vitalis_runtime.service_auth import ServiceCredentials, accepting_service_tokens
 from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import running_server
@@ -85,7 +86,7 @@ class Service:
 async def service(db: Database, tmp_path: Path) -> AsyncIterator[Service]:
     """The ingestion service in-process on a free port, with a real token verifier."""
     key = LocalSigningKey.generate()
-    app = IngestionApp.assemble(db, page_token_secret=b"p" * 32, spool_dir=tmp_path / "spool")
+    app = IngestionApp.assemble(db, page_tokens=PageTokens(b"p" * 32), spool_dir=tmp_path / "spool")
     async with (
         running_server(
             service_name="ingestion",

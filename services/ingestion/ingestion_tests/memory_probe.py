@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vitalis_ingestion.server import IngestionApp
 from vitalis_runtime.db import Database
+from vitalis_runtime.pagination import PageTokens
 
 
 def resident_kib() -> int:
@@ -47,7 +48,7 @@ async def main(database_url: str, role: str, export: Path, size: int) -> None:
     user_id = uuid.uuid4()
     with tempfile.TemporaryDirectory() as spool:
         app = IngestionApp.assemble(
-            db, page_token_secret=b"p" * 32, spool_dir=Path(spool), import_batch_size=10_000
+            db, page_tokens=PageTokens(b"p" * 32), spool_dir=Path(spool), import_batch_size=10_000
         )
         async with db.transaction(user_id=user_id) as conn:
             job, _ = await app.jobs.create(
