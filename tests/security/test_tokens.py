@@ -175,7 +175,8 @@ async def test_a_forged_token_is_refused_by_the_gateway_and_by_every_service(
     token = await FORGERIES[forgery](victim, platform)
     response = await gateway.get("/v1/users/me", headers={"authorization": f"Bearer {token}"})
     accepted = int(response.status_code < 400)
-    assert response.status_code in (400, 401, 431), response.text
+    # Envoy answers 403 for a token meant for another audience: refused either way.
+    assert response.status_code in (400, 401, 403, 431), response.text
     bearer = (("authorization", f"Bearer {token}"),)
     for spec, method in service_probes():
         async with grpc.aio.insecure_channel(platform.service_target(spec.name)) as channel:
@@ -186,7 +187,11 @@ async def test_a_forged_token_is_refused_by_the_gateway_and_by_every_service(
             )
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await call(message_class(method.input_type)(), metadata=bearer, timeout=10)
-        assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED, (spec.name, raised.value)
+        # gRPC itself refuses metadata beyond its limit before any code of the service runs.
+        refusals = {grpc.StatusCode.UNAUTHENTICATED} | (
+            {grpc.StatusCode.RESOURCE_EXHAUSTED} if forgery == "oversize" else set()
+        )
+        assert raised.value.code() in refusals, (spec.name, raised.value)
     figure(f"token accepted: {forgery}", accepted, "0", accepted == 0)
 
 

@@ -26,6 +26,7 @@ from vitalis_documents.extraction_bench.corpus import generate_report
 from vitalis_documents.storage.base import ObjectStorage
 from vitalis_runtime.db import Database
 from vitalis_runtime.migrations import load_migrations, migrate
+from vitalis_runtime.pagination import PageTokens
 from vitalis_runtime.service_auth import ServiceCredentials, accepting_service_tokens
 from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import running_server
@@ -64,7 +65,7 @@ async def biomarkers_target(migrated: MigratedDatabase, signing_key: LocalSignin
     db = await Database.connect(migrated.admin_url, role=role, schema="biomarkers", max_size=4)
     try:
         app = biomarkers_server.BiomarkersApp.assemble(
-            db, page_token_secret=b"b" * 40, people=UnknownPeople()
+            db, page_tokens=PageTokens(b"b" * 40), people=UnknownPeople()
         )
         async with running_server(
             service_name="biomarkers",
