@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 
 from vitalis_runtime.testing import TestServers, start_test_servers
@@ -32,6 +33,20 @@ async def admin_database_url(test_servers: TestServers) -> AsyncIterator[str]:
     """A fresh, empty database owned by this test, reached as a superuser (for migrations)."""
     async with test_servers.temporary_database() as url:
         yield url
+
+
+@pytest.fixture
+async def app_role(admin_database_url: str) -> AsyncIterator[str]:
+    """A role name no other test uses; the role is dropped afterwards if it was created."""
+    role = f"vitalis_t_app_{uuid.uuid4().hex[:12]}"
+    yield role
+    admin = await asyncpg.connect(admin_database_url)
+    try:
+        if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
+            await admin.execute(f'DROP OWNED BY "{role}"')
+            await admin.execute(f'DROP ROLE "{role}"')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ privileges it holds in the test's database) before the database itself is droppe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import asyncpg
 import pytest
 import redis.asyncio
 
@@ -44,20 +42,6 @@ class MigratedSchema:
     admin_url: str
     schema: str
     app_role: str
-
-
-@pytest.fixture
-async def app_role(admin_database_url: str) -> AsyncIterator[str]:
-    """A role name no other test uses; the role is dropped afterwards if it was created."""
-    role = f"vitalis_t_app_{uuid.uuid4().hex[:12]}"
-    yield role
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
-            await admin.execute(f'DROP OWNED BY "{role}"')
-            await admin.execute(f'DROP ROLE "{role}"')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import asyncpg
 import pytest
@@ -68,23 +68,10 @@ async def test_the_application_roles_hold_no_dangerous_attributes(platform: Plat
             assert not row[attribute], (row["rolname"], attribute)
 
 
-@pytest.fixture
-async def readings_role(admin_database_url: str) -> AsyncIterator[str]:
-    role = f"vitalis_t_sec_{uuid.uuid4().hex[:12]}"
-    yield role
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
-            await admin.execute(f'DROP OWNED BY "{role}"')
-            await admin.execute(f'DROP ROLE "{role}"')
-    finally:
-        await admin.close()
-
-
 async def test_interleaved_cancelled_requests_over_a_small_pool_never_see_another_users_rows(
-    admin_database_url: str, readings_role: str, figure: Callable[[str, object, str, bool], None]
+    admin_database_url: str, app_role: str, figure: Callable[[str, object, str, bool], None]
 ) -> None:
-    await migrate(admin_database_url, schema="app", app_role=readings_role, migrations=[READINGS])
+    await migrate(admin_database_url, schema="app", app_role=app_role, migrations=[READINGS])
     users = [uuid.uuid4() for _ in range(USERS)]
     admin = await asyncpg.connect(admin_database_url)
     try:
@@ -95,7 +82,7 @@ async def test_interleaved_cancelled_requests_over_a_small_pool_never_see_anothe
         )
     finally:
         await admin.close()
-    db = await Database.connect(admin_database_url, role=readings_role, schema="app", max_size=POOL_SIZE)
+    db = await Database.connect(admin_database_url, role=app_role, schema="app", max_size=POOL_SIZE)
     rng = random.Random(20_000)
     leaks = 0
     completed = 0

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 import redis.asyncio as aioredis
@@ -32,29 +31,15 @@ OIDC_ISSUER = "https://login.example.test"
 
 
 @pytest.fixture
-async def identity_role(admin_database_url: str) -> AsyncIterator[str]:
-    """A unique application role, dropped afterwards."""
-    role = f"vitalis_t_id_{uuid.uuid4().hex[:12]}"
-    yield role
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
-            await admin.execute(f'DROP OWNED BY "{role}"')
-            await admin.execute(f'DROP ROLE "{role}"')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def db(admin_database_url: str, identity_role: str) -> AsyncIterator[Database]:
+async def db(admin_database_url: str, app_role: str) -> AsyncIterator[Database]:
     """A pool acting as the application role on a freshly migrated identity schema."""
     await migrate(
         admin_database_url,
         schema="identity",
-        app_role=identity_role,
+        app_role=app_role,
         migrations=load_migrations("vitalis_identity"),
     )
-    database = await Database.connect(admin_database_url, role=identity_role, schema="identity", max_size=12)
+    database = await Database.connect(admin_database_url, role=app_role, schema="identity", max_size=12)
     yield database
     await database.close()
 

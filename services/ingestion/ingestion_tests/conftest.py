@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 
@@ -27,29 +26,15 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture
-async def ingestion_role(admin_database_url: str) -> AsyncIterator[str]:
-    """A unique application role, dropped afterwards."""
-    role = f"vitalis_t_ing_{uuid.uuid4().hex[:12]}"
-    yield role
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        if await admin.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
-            await admin.execute(f'DROP OWNED BY "{role}"')
-            await admin.execute(f'DROP ROLE "{role}"')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def db(admin_database_url: str, ingestion_role: str) -> AsyncIterator[Database]:
+async def db(admin_database_url: str, app_role: str) -> AsyncIterator[Database]:
     """A pool acting as the application role on a freshly migrated ingestion schema."""
     await migrate(
         admin_database_url,
         schema="ingestion",
-        app_role=ingestion_role,
+        app_role=app_role,
         migrations=load_migrations("vitalis_ingestion"),
     )
-    database = await Database.connect(admin_database_url, role=ingestion_role, schema="ingestion", max_size=8)
+    database = await Database.connect(admin_database_url, role=app_role, schema="ingestion", max_size=8)
     yield database
     await database.close()
 

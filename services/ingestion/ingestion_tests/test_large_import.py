@@ -41,7 +41,7 @@ def write_export(path: Path, records: int) -> None:
 
 
 async def test_million_record_export_imports_in_bounded_memory(
-    db: Database, admin_database_url: str, ingestion_role: str, tmp_path: Path
+    db: Database, admin_database_url: str, app_role: str, tmp_path: Path
 ) -> None:
     export = tmp_path / "export.xml"
     await asyncio.to_thread(write_export, export, RECORDS)
@@ -50,7 +50,7 @@ async def test_million_record_export_imports_in_bounded_memory(
         sys.executable,
         str(PROBE),
         admin_database_url,
-        ingestion_role,
+        app_role,
         str(export),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -480,7 +480,7 @@ async def test_bucket_queries_validate_their_arguments(service: Any) -> None:
 
 
 async def test_partitions_created_on_demand_keep_row_level_security(
-    service: Any, make_source: Any, admin_database_url: str, ingestion_role: str
+    service: Any, make_source: Any, admin_database_url: str, app_role: str
 ) -> None:
     from vitalis_runtime.migrations import assert_rls_posture
 
@@ -504,4 +504,4 @@ async def test_partitions_created_on_demand_keep_row_level_security(
         # Without a user, row-level security shows nothing, even through a partition.
         assert await conn.fetchval("SELECT count(*) FROM samples_2019_01") == 0
     assert [row["relname"] for row in partitions] == ["samples_2019_01", "samples_2024_02"]
-    assert await assert_rls_posture(admin_database_url, schema="ingestion", app_role=ingestion_role) == []
+    assert await assert_rls_posture(admin_database_url, schema="ingestion", app_role=app_role) == []
