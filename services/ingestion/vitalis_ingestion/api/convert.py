@@ -111,3 +111,12 @@ def interval_filter(request: Any) -> dict[str, Any]:
     """``start``/``end`` store filters from a request's ``interval``."""
     start, end = interval_bounds(request.interval)
     return {"start": start, "end": end}
+
+
+def enum_name(enum: Any, value: int, field: str) -> str:
+    """The name of an enum value a caller sent; INVALID_ARGUMENT naming the field for unknown numbers."""
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        raise InvalidArgument.for_field(field, f"{value} is not a known value") from None
+    return name

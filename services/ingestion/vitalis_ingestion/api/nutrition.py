@@ -12,7 +12,7 @@ from vitalis.ingestion.v1 import (
     nutrition_service_pb2,
     nutrition_service_pb2_grpc,
 )
-from vitalis_ingestion.api.convert import interval_filter
+from vitalis_ingestion.api.convert import enum_name, interval_filter
 from vitalis_ingestion.api.record_operations import RecordOperations
 from vitalis_ingestion.api.record_types import NUTRITION
 
@@ -45,7 +45,9 @@ class NutritionServicer(nutrition_service_pb2_grpc.NutritionServiceServicer):
         """Logs, newest first."""
         filters: dict[str, Any] = interval_filter(request)
         if request.meal_type:
-            filters["body_filter"] = {"mealType": nutrition_log_pb2.MealType.Name(request.meal_type)}
+            filters["body_filter"] = {
+                "mealType": enum_name(nutrition_log_pb2.MealType, request.meal_type, "meal_type")
+            }
         found, token = await self._ops.find(
             NUTRITION, request, default_desc=True, order_field="consume_time", filters=filters
         )

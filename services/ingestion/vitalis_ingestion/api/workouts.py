@@ -14,7 +14,7 @@ from vitalis.ingestion.v1 import (
     workout_service_pb2,
     workout_service_pb2_grpc,
 )
-from vitalis_ingestion.api.convert import interval_filter
+from vitalis_ingestion.api.convert import enum_name, interval_filter
 from vitalis_ingestion.api.record_operations import RecordOperations
 from vitalis_ingestion.api.record_types import STRENGTH, WORKOUT
 from vitalis_ingestion.domain.exercises import EXERCISES, EXERCISES_BY_ID, Exercise
@@ -64,7 +64,9 @@ class WorkoutServicer(workout_service_pb2_grpc.WorkoutServiceServicer):
         """Workouts, newest first; routes only in the full view."""
         filters: dict[str, Any] = {**interval_filter(request), "source": request.source}
         if request.activity_type:
-            filters["body_filter"] = {"activityType": workout_pb2.ActivityType.Name(request.activity_type)}
+            filters["body_filter"] = {
+                "activityType": enum_name(workout_pb2.ActivityType, request.activity_type, "activity_type")
+            }
         found, token = await self._ops.find(
             WORKOUT, request, default_desc=True, order_field="start_time", filters=filters
         )
