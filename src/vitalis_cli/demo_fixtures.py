@@ -1,4 +1,4 @@
-"""Reading the demo fixtures (``../shared/fixtures``) into the messages the services accept.
+"""Reading the demo fixtures (the project's ``fixtures/``) into the messages the services accept.
 
 Pure functions of the files: no network, so they are tested on their own.
 """
@@ -75,8 +75,8 @@ class FixtureFormatError(ValueError):
 
 
 def default_fixtures_root(project_root: Path) -> Path:
-    """``../shared/fixtures`` beside the checkout."""
-    return project_root.parent / "shared" / "fixtures"
+    """The project's ``fixtures/`` folder."""
+    return project_root / "fixtures"
 
 
 def parse_record_time(text: str) -> datetime:

@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--fixtures",
         type=Path,
-        help="the fixtures folder (default: ../shared/fixtures beside the checkout)",
+        help="the fixtures folder (default: the project's fixtures/)",
     )
     _add_identity_options(seed)
     seed.add_argument(

@@ -61,14 +61,10 @@ def test_a_malformed_row_names_its_line(tmp_path: Path) -> None:
         heart_rate_samples(records, source="users/u/sources/s")
 
 
-def test_the_shared_garmin_run_gives_a_sample_per_record() -> None:
-    shared = (
-        Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "fit" / "garmin-fenix-5-run-records.csv"
-    )
-    if not shared.is_file():
-        pytest.skip("../shared/fixtures is not beside this checkout")
+def test_the_garmin_run_fixture_gives_a_sample_per_record() -> None:
+    records = Path(__file__).resolve().parents[2] / "fixtures" / "fit" / "garmin-fenix-5-run-records.csv"
 
-    samples = heart_rate_samples(shared, source="users/u/sources/s")
+    samples = heart_rate_samples(records, source="users/u/sources/s")
 
     assert len(samples) == 21
     assert all(40 <= s.value <= 220 for s in samples)

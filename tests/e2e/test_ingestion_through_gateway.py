@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 PASSWORD = "correct horse battery staple"
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 async def signed_in(gateway: httpx.AsyncClient) -> dict[str, str]:

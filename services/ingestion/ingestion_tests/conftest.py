@@ -21,7 +21,7 @@ from vitalis_runtime.testing_auth import LocalSigningKey
 from vitalis_runtime.testing_grpc import running_server
 
 SERVICE_SECRET = "s" * 40
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 Metadata = tuple[tuple[str, str], ...]
 
 
