@@ -12,6 +12,8 @@ It uses the PostgreSQL and Redis it is given; starting embedded ones is the call
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -233,6 +235,15 @@ class Platform:
                 self.config.startup_timeout,
             ),
         )
+
+    async def kill_and_restart(self, name: str) -> None:
+        """SIGKILL one service (no drain, no cleanup, as a crash would) and start it again."""
+        child = self._services[name]
+        if child.pid is not None and child.returncode is None:
+            os.kill(child.pid, signal.SIGKILL)
+            await child.wait()
+        spec = next(spec for spec in self.config.services if spec.name == name)
+        await self._start_service(spec)
 
     def children(self) -> list[ChildProcess]:
         """Every child started so far, Envoy first."""

@@ -97,6 +97,7 @@ class ImportRunner:
         json_items: JsonItems,
         batch_size: int = 5000,
         concurrency: int = 2,
+        stall_timeout: timedelta = STALL_TIMEOUT,
     ) -> None:
         self._db = db
         self._jobs = jobs
@@ -108,6 +109,8 @@ class ImportRunner:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[uuid.UUID] = set()
+        self._stall_timeout = stall_timeout
 
     def path_of(self, job_id: uuid.UUID) -> Path:
         """Where the bytes of a job wait until it finishes."""
@@ -118,19 +121,23 @@ class ImportRunner:
         # A fresh context: the job must not inherit the uploading request's deadline or caller.
         task = asyncio.create_task(self._run(job), name=f"import-{job.job_id}", context=contextvars.Context())
         self._tasks.add(task)
+        self._running.add(job.job_id)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._running.discard(job.job_id))
 
-    async def resume_stalled(self, *, older_than: timedelta = STALL_TIMEOUT) -> int:
+    async def resume_stalled(self, *, older_than: timedelta | None = None) -> int:
         """Run again the stalled jobs whose files this process holds (after a restart); return how many.
 
-        Records already written are found again by their natural keys, so the rerun only adds what
-        is missing; its counts describe the rerun.
+        A job is stalled when it made no progress for ``older_than`` (the runner's stall timeout by
+        default). Records already written are found again by their natural keys, so the rerun only
+        adds what is missing; its counts describe the rerun.
         """
+        older_than = self._stall_timeout if older_than is None else older_than
         async with self._db.transaction(user_id=None) as conn:
             stalled = await self._jobs.stale(conn, older_than=older_than)
         resumed = 0
         for user_id, job_id in stalled:
-            if not self.path_of(job_id).exists():
+            if job_id in self._running or not self.path_of(job_id).exists():
                 continue
             async with self._db.transaction(user_id=user_id) as conn:
                 job = await self._jobs.get(conn, user_id, job_id)
@@ -141,13 +148,14 @@ class ImportRunner:
         return resumed
 
     async def keep_resuming(self, stop: asyncio.Event) -> None:
-        """Resume stalled jobs at start and then every minute, until ``stop`` is set."""
+        """Resume stalled jobs at start and then periodically (at most a minute apart) until ``stop``."""
 
         async def step() -> bool:
             await self.resume_stalled()
             return False
 
-        await run_until_stopped(step, stop, name="import-resume", idle_delay=60.0)
+        idle_delay = min(60.0, max(1.0, self._stall_timeout.total_seconds() / 2))
+        await run_until_stopped(step, stop, name="import-resume", idle_delay=idle_delay)
 
     async def run_now(self, job: ImportJob) -> None:
         """Run ``job`` to its end in the caller's task (tools and benchmarks)."""

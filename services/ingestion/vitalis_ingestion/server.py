@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -48,7 +49,7 @@ from vitalis_ingestion.domain.time_zones import FixedTimeZone, TimeZoneLookup
 from vitalis_ingestion.events import SCHEMA
 from vitalis_ingestion.identity_client import IdentityTimeZones
 from vitalis_ingestion.importers.json_file import json_items
-from vitalis_ingestion.importing import ImportRunner
+from vitalis_ingestion.importing import STALL_TIMEOUT, ImportRunner
 from vitalis_ingestion.settings import IngestionSettings
 from vitalis_ingestion.store.import_jobs import ImportJobStore
 from vitalis_ingestion.store.records import RecordStore
@@ -111,6 +112,7 @@ class IngestionApp:
         time_zones: TimeZoneLookup | None = None,
         documents: DocumentReader | None = None,
         import_batch_size: int = 10_000,
+        import_stall_timeout: timedelta = STALL_TIMEOUT,
     ) -> IngestionApp:
         """Wire the stores and services over one database pool."""
         samples = SampleStore(db)
@@ -127,6 +129,7 @@ class IngestionApp:
             spool_dir=spool_dir,
             json_items=json_items,
             batch_size=import_batch_size,
+            stall_timeout=import_stall_timeout,
         )
         return cls(
             db=db,
@@ -248,6 +251,7 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
         deps.db,
         page_tokens=page_tokens_from(settings),
         spool_dir=Path(settings.import_spool_dir),
+        import_stall_timeout=timedelta(seconds=settings.import_stall_seconds),
         checker=checker,
         time_zones=time_zones,
         documents=documents,

@@ -19,3 +19,9 @@ class IngestionSettings(ServiceSettings):
         default=str(Path(tempfile.gettempdir()) / "vitalis-ingestion-imports"),
         description="Where uploaded import files wait for their job (VITALIS_IMPORT_SPOOL_DIR).",
     )
+    import_stall_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="An import without progress this long is run again by the replica holding its file "
+        "(VITALIS_IMPORT_STALL_SECONDS); a batch must never take longer.",
+    )
