@@ -313,3 +313,28 @@ async def test_a_first_request_with_an_external_token_resolves_to_the_internal_u
                     metadata=(("authorization", f"Bearer {bad}"),),
                 )
             assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_reordered_deliveries_keep_the_newest_profile_and_never_revive_a_deleted_user(
+    identity,
+) -> None:
+    clerk_id = f"user_{uuid.uuid4().hex}"
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    updated = delivery({"type": "user.updated", "data": clerk_user(clerk_id, email, first="Amazing Grace")})
+    created = delivery({"type": "user.created", "data": clerk_user(clerk_id, email)})
+    for body, headers in (updated, created):
+        await post(identity, body, headers)
+    assert await count_users(identity, email) == 1
+    user_id = uuid.UUID((await resolve(identity, clerk_id)).user.removeprefix("users/"))
+    async with identity.db.transaction(user_id=user_id) as conn:
+        assert (
+            await conn.fetchval("SELECT given_name FROM users WHERE user_id = $1", user_id) == "Amazing Grace"
+        )
+
+    deleted = delivery({"type": "user.deleted", "data": {"id": clerk_id, "deleted": True, "object": "user"}})
+    late_update = delivery({"type": "user.updated", "data": clerk_user(clerk_id, email, first="Ghost")})
+    for body, headers in (deleted, late_update):
+        await post(identity, body, headers)
+    async with identity.db.transaction(user_id=user_id) as conn:
+        given_name = await conn.fetchval("SELECT given_name FROM users WHERE user_id = $1", user_id)
+    assert given_name != "Ghost"

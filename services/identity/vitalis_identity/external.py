@@ -255,10 +255,14 @@ class ClerkWebhooks:
     ) -> str:
         user_id = await self._identities.linked_user(conn, issuer, subject)
         if user_id is None:
-            return "unknown user"
+            # Deliveries may arrive out of order: an update before its user.created provisions the
+            # user from the newer profile, and the late user.created then finds it provisioned.
+            provisioned = await self._identities.provision_in(conn, issuer, subject, CLERK, profile)
+            return "provisioned from an update" if provisioned else "unknown user"
         user = await self._users.get_user(conn, user_id)
-        if user is None:
-            return "unknown user"
+        if user is None or user.deleted:
+            # A late update never brings personal data back to a user being erased.
+            return "deleted user"
         await self._users.update_identity_fields(
             conn,
             user_id,
