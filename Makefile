@@ -53,16 +53,19 @@ migrate: install ## Apply every service's schema migrations to DATABASE_URL.
 	$(RUN) vitalis migrate
 
 .PHONY: test
-test: install ## Run the whole test suite (unit, integration, end-to-end, security and chaos).
-	$(RUN) pytest
+test: test-core test-security test-chaos ## Run the whole test suite: core, then security, then chaos.
+
+.PHONY: test-core
+test-core: install ## Unit, integration and end-to-end tests (everything but security and chaos).
+	$(RUN) pytest -m "not security and not chaos"
 
 .PHONY: test-security
-test-security: install ## Only the adversarial suite against the running platform, with its figures.
-	$(RUN) pytest -m security tests/security
+test-security: install ## The adversarial suite against the running platform, with its figures.
+	$(RUN) pytest -m security
 
 .PHONY: test-chaos
-test-chaos: install ## Only the fault-injection suite (embedded PostgreSQL and Redis it can stop).
-	$(RUN) pytest -m chaos tests/chaos
+test-chaos: install ## The fault-injection suite (kills, outages, poison events), with its figures.
+	$(RUN) pytest -m chaos
 
 .PHONY: lint
 lint: install node_modules/.installed ## buf lint and format, ruff check and format, mypy --strict.
