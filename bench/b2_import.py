@@ -1,6 +1,6 @@
 """B2: Apple Health import end to end against its two floors, and memory against file size.
 
-A synthetic ``export.xml`` (:mod:`bench.apple_health`, 1,000,000 records by default) is written
+A synthetic ``export.xml`` (:mod:`vitalis_ingestion.testing`, 1,000,000 records by default) is written
 once, with a second one a tenth of its size. Arms:
 
 - ``lxml iterparse floor``: parse-only of the large export, each record cleared (records/s).
@@ -20,12 +20,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from bench.apple_health import write_export
 from bench.b1_ingest import create_source, fresh_source_id, samples_table_probe
 from bench.report import ArmOutcome, ArmSummary, Bound, Metric, Target, Unmeasurable
 from bench.runner import DriverArm, Log, Probe, Settings, measure_arms, rpc_probe
 from bench.stack import BenchUser, Stack
 from vitalis.ingestion.v1 import import_service_pb2
+from vitalis_ingestion.testing import write_export
 
 PARSE_FLOOR, COPY_FLOOR, SLOWER_FLOOR = "B2 lxml iterparse floor", "B2 raw COPY floor", "B2 slower floor"
 IMPORT_LARGE, IMPORT_SMALL = "B2 import (large export)", "B2 import (export a tenth the size)"

@@ -114,11 +114,10 @@ def with_external_issuers(
     jwks_uris = settings.external_jwks_uris()
     if not jwks_uris:
         return vitalis
-    if settings.service_token_secret is None:
+    credentials = ServiceCredentials.of(settings)
+    if credentials is None:
         raise ValueError("VITALIS_SERVICE_TOKEN_SECRET is required to resolve external issuers' subjects")
-    resolver = RemoteSubjectResolver(
-        identity, ServiceCredentials(settings.service_token_secret, settings.service_name)
-    )
+    resolver = RemoteSubjectResolver(identity, credentials)
     jwks = {issuer: http_jwks(uri) for issuer, uri in jwks_uris.items()}
     return ExternalTokenVerifier(vitalis, resolver, jwks, audience=settings.external_token_audience)
 

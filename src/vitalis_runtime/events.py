@@ -20,13 +20,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import redis.exceptions
 from google.protobuf.message import Message
 from redis.typing import EncodableT, FieldT
 
 from vitalis_runtime import errors
+
+if TYPE_CHECKING:
+    from vitalis_runtime.settings import ServiceSettings
 
 DEFAULT_SHARD_COUNT: Final = 8
 DEFAULT_PREFIX: Final = "vitalis"
@@ -122,6 +125,11 @@ class StreamNames:
             raise ValueError("shard_count must be at least 1")
         if not self.producer or any(char in self.producer for char in "{}: "):
             raise ValueError(f"producer {self.producer!r} must be a plain name")
+
+    @classmethod
+    def of(cls, producer: str, settings: ServiceSettings) -> StreamNames:
+        """The streams of ``producer`` as the service's settings lay them out (shards, key prefix)."""
+        return cls(producer, shard_count=settings.event_shards, prefix=settings.event_stream_prefix)
 
     def shard_of(self, user_id: uuid.UUID | None) -> int:
         """The shard a user's events go to; events about no user go to shard 0."""

@@ -15,6 +15,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -27,7 +28,15 @@ from vitalis_runtime.interceptors import server_interceptors
 from vitalis_runtime.metrics import RpcMetrics
 from vitalis_runtime.service_auth import CallerVerifier
 
-__all__ = ["BackgroundTask", "HealthReporter", "ReadinessCheck", "StopHook", "create_server", "serve"]
+__all__ = [
+    "BackgroundTask",
+    "HealthReporter",
+    "ReadinessCheck",
+    "StopHook",
+    "create_server",
+    "serve",
+    "service_full_names",
+]
 
 BackgroundTask = Callable[[asyncio.Event], Awaitable[None]]
 """Runs until the event is set (relays, consumers); it should return promptly once it is."""
@@ -38,6 +47,11 @@ HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 NO_READINESS_CHECKS: Mapping[str, ReadinessCheck] = MappingProxyType({})
 
 logger = logging.getLogger(__name__)
+
+
+def service_full_names(*services: tuple[Any, str]) -> tuple[str, ...]:
+    """Full names (``vitalis.ingestion.v1.SampleService``) of services of generated ``*_pb2`` modules."""
+    return tuple(module.DESCRIPTOR.services_by_name[name].full_name for module, name in services)
 
 
 async def create_server(

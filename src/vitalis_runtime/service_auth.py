@@ -18,13 +18,16 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jwt
 from pydantic import SecretStr
 
 from vitalis_runtime.auth import MAX_TOKEN_BYTES, Principal, TokenVerifier
 from vitalis_runtime.errors import PermissionDenied, Unauthenticated
+
+if TYPE_CHECKING:
+    from vitalis_runtime.settings import ServiceSettings
 
 # Claim values and the algorithm name, not secrets.
 SERVICE_TOKEN_ALGORITHM = "HS256"  # noqa: S105
@@ -60,6 +63,13 @@ class ServiceCredentials:
     secret: SecretStr | str
     service_name: str
     ttl_seconds: int = SERVICE_TOKEN_TTL_SECONDS
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> ServiceCredentials | None:
+        """The credentials of the service ``settings`` describe; None without a service-token secret."""
+        if settings.service_token_secret is None:
+            return None
+        return cls(settings.service_token_secret, settings.service_name)
 
     def token(self, on_behalf_of: uuid.UUID) -> str:
         """A fresh token for a call made on behalf of user ``on_behalf_of``."""

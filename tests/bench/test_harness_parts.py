@@ -6,13 +6,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from bench.apple_health import write_export
 from bench.b2_import import COPY_FLOOR, PARSE_FLOOR, slower_floor
 from bench.extraction import name_key, parse_number
 from bench.http1 import http1_request
 from bench.loads_ingestion import sample_times
 from bench.loads_services import file_bytes
 from bench.report import Measurement, Unmeasurable, summarize
+from vitalis_ingestion.testing import write_export
 
 
 def test_the_slower_floor_is_the_one_with_the_lower_rate_and_says_which() -> None:

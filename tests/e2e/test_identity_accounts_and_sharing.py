@@ -337,7 +337,6 @@ async def test_a_grantee_reads_panels_only_within_scope_and_time(gateway: httpx.
     assert (await gateway.get(f"/v1/{panel}", headers=grantee["headers"])).status_code == 404
 
 
-UNIMPLEMENTED = 12
 ALL_SERVICES = {"identity", "ingestion", "biomarkers", "documents", "insights"}
 
 
@@ -364,27 +363,18 @@ async def test_export_and_erasure_reach_every_running_service(gateway: httpx.Asy
     created = (await gateway.post("/v1/users/me/exportJobs", headers=h, json={})).json()
     job = await finished(gateway, created["name"], h, {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"})
     assert {s["service"] for s in job["services"]} == ALL_SERVICES
-    failed = failed_services(job)
-    # A service whose UserDataService is still missing is named, never silently left out.
-    assert set(failed.values()) <= {UNIMPLEMENTED}, job
-    assert "identity" not in failed
-    assert "biomarkers" not in failed
+    assert failed_services(job) == {}, job
     listed = (await gateway.get("/v1/users/me/exportJobs", headers=h)).json()["exportJobs"]
     assert [j["name"] for j in listed] == [job["name"]]
     download = await gateway.get(f"/v1/{job['name']}:download", headers=h)
-    if failed:
-        assert job["state"] == "JOB_STATE_FAILED"
-        assert all(name in job["error"]["message"] for name in failed)
-        assert download.status_code == 400
-    else:
-        assert job["state"] == "JOB_STATE_SUCCEEDED"
-        assert download.status_code == 200, download.text
-        with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
-            manifest = json.loads(archive.read("manifest.json"))
-            paths = [e["path"] for e in manifest["entries"]]
-            assert "identity/profile.json" in paths
-            biomarker_text = b"".join(archive.read(p) for p in paths if p.startswith("biomarkers/"))
-            assert panel.encode() in biomarker_text
+    assert job["state"] == "JOB_STATE_SUCCEEDED"
+    assert download.status_code == 200, download.text
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        paths = [e["path"] for e in manifest["entries"]]
+        assert "identity/profile.json" in paths
+        biomarker_text = b"".join(archive.read(p) for p in paths if p.startswith("biomarkers/"))
+        assert panel.encode() in biomarker_text
     bad = await gateway.post(
         "/v1/users/me/erasureJobs", headers=h, json={}, params={"confirmEmail": "someone@else.com"}
     )
@@ -400,14 +390,9 @@ async def test_export_and_erasure_reach_every_running_service(gateway: httpx.Asy
     ] == erasure["name"]
     erasure = await finished(gateway, erasure["name"], h, {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED"})
     assert {s["service"] for s in erasure["services"]} == ALL_SERVICES
-    # Every service that answers has erased its part: the panel is gone.
+    # Every service has erased its part: the panel is gone.
     assert (await gateway.get(f"/v1/{panel}", headers=h)).status_code in {401, 404}
     signed_in = await gateway.post("/v1/auth:signIn", json={"email": ada["email"], "password": PASSWORD})
     assert signed_in.status_code == 401
-    if failed_services(erasure):
-        assert set(failed_services(erasure).values()) <= {UNIMPLEMENTED}
-        states = {s["service"]: s["state"] for s in erasure["services"]}
-        # Identity erases last, so the job (and the user) wait for the retry.
-        assert states["identity"] == "JOB_STATE_PENDING"
-    else:
-        assert erasure["state"] == "JOB_STATE_SUCCEEDED"
+    assert failed_services(erasure) == {}, erasure
+    assert erasure["state"] == "JOB_STATE_SUCCEEDED"

@@ -24,6 +24,7 @@ import pytest
 from vitalis.ingestion.v1 import import_job_pb2, import_service_pb2, import_service_pb2_grpc
 from vitalis_cli.platform import Platform
 from vitalis_cli.testing import SignedUpUser, running_platform, sign_up
+from vitalis_ingestion.testing import write_export
 
 if TYPE_CHECKING:
     from vitalis_runtime.testing import TestServers
@@ -36,19 +37,6 @@ KILLS = 20
 CHUNK_BYTES = 256 * 1024
 STALL_SECONDS = 2
 Figure = Callable[[str, object, str, bool], None]
-
-
-def heart_rate_export(records: int, day: int) -> bytes:
-    """An export.xml of ``records`` heart-rate readings one minute apart, starting ``day`` days in."""
-    start = datetime(2024, 1, 1) + timedelta(days=day)
-    lines = [
-        f' <Record type="HKQuantityTypeIdentifierHeartRate" sourceName="Watch" unit="count/min" '
-        f'startDate="{start + timedelta(minutes=i):%Y-%m-%d %H:%M:%S} +0100" '
-        f'endDate="{start + timedelta(minutes=i):%Y-%m-%d %H:%M:%S} +0100" value="{50 + i % 70}"/>\n'
-        for i in range(records)
-    ]
-    header = '<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_GB">\n'
-    return (header + "".join(lines) + "</HealthData>\n").encode()
 
 
 async def chunks(parent: str, export: bytes) -> AsyncIterator[import_service_pb2.StreamImportFileRequest]:
@@ -91,7 +79,11 @@ async def test_killing_ingestion_mid_import_twenty_times_loses_and_duplicates_no
         names: list[str] = []
         kills_mid_import = 0
         for round_number in range(KILLS):
-            export = heart_rate_export(RECORDS_PER_IMPORT, day=30 * round_number)
+            path = tmp_path / f"export-{round_number}.xml"
+            write_export(
+                path, RECORDS_PER_IMPORT, start=datetime(2024, 1, 1) + timedelta(days=30 * round_number)
+            )
+            export = path.read_bytes()
             async with grpc.aio.insecure_channel(platform.service_target("ingestion")) as channel:
                 job = await import_service_pb2_grpc.ImportServiceStub(channel).StreamImportFile(
                     chunks(user.name, export), metadata=user.metadata, timeout=60
@@ -103,8 +95,10 @@ async def test_killing_ingestion_mid_import_twenty_times_loses_and_duplicates_no
                 kills_mid_import += 1
             await platform.kill_and_restart("ingestion")
         deadline = time.monotonic() + 300
-        while any((finished := job).state in UNFINISHED for job in await jobs_of(platform, user, names)):
-            assert time.monotonic() < deadline, f"an import never finished after the restarts: {finished}"
+        while unfinished := [j for j in await jobs_of(platform, user, names) if j.state in UNFINISHED]:
+            assert time.monotonic() < deadline, (
+                f"an import never finished after the restarts: {unfinished[0]}"
+            )
             await asyncio.sleep(1)
         final = await jobs_of(platform, user, names)
         admin = await asyncpg.connect(platform.config.database_url)

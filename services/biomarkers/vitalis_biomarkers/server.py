@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import grpc
-import redis.asyncio as aioredis
 
 from vitalis.biomarkers.v1 import (
     body_composition_service_pb2,
@@ -57,24 +56,20 @@ from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens, page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
+from vitalis_runtime.server import service_full_names
 from vitalis_runtime.service_auth import ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
 
-
-def _service(module: object, name: str) -> str:
-    return module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined, no-any-return]
-
-
-SERVICE_NAMES = (
-    _service(dictionary_service_pb2, "DictionaryService"),
-    _service(dictionary_internal_service_pb2, "DictionaryInternalService"),
-    _service(panel_service_pb2, "PanelService"),
-    _service(panel_internal_service_pb2, "PanelInternalService"),
-    _service(score_service_pb2, "ScoreService"),
-    _service(body_composition_service_pb2, "BodyCompositionService"),
-    _service(epigenetic_test_service_pb2, "EpigeneticTestService"),
-    _service(fhir_service_pb2, "FhirService"),
-    _service(user_data_service_pb2, "UserDataService"),
+SERVICE_NAMES = service_full_names(
+    (dictionary_service_pb2, "DictionaryService"),
+    (dictionary_internal_service_pb2, "DictionaryInternalService"),
+    (panel_service_pb2, "PanelService"),
+    (panel_internal_service_pb2, "PanelInternalService"),
+    (score_service_pb2, "ScoreService"),
+    (body_composition_service_pb2, "BodyCompositionService"),
+    (epigenetic_test_service_pb2, "EpigeneticTestService"),
+    (fhir_service_pb2, "FhirService"),
+    (user_data_service_pb2, "UserDataService"),
 )
 
 
@@ -163,11 +158,7 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
             "VITALIS_IDENTITY_TARGET is required: people's sex and birth date come from identity"
         )
     identity = create_channel(settings.identity_target)
-    credentials = (
-        ServiceCredentials(settings.service_token_secret, settings.service_name)
-        if settings.service_token_secret is not None
-        else None
-    )
+    credentials = ServiceCredentials.of(settings)
     checker = RemoteShareGrantChecker(identity, credentials) if credentials is not None else None
     app = BiomarkersApp.assemble(
         deps.db,
@@ -176,21 +167,12 @@ async def create_biomarkers_server(settings: BiomarkersSettings, deps: Dependenc
         checker=checker,
     )
     parts = await create_service_server(settings, deps, register=app.register, service_names=SERVICE_NAMES)
-    relay_redis = aioredis.Redis.from_url(settings.redis_url)
-    relay = OutboxRelay(
-        deps.db,
-        relay_redis,
-        schema=SCHEMA,
-        streams=StreamNames(
-            "biomarkers", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
-        ),
-    )
+    relay = OutboxRelay(deps.db, deps.redis, schema=SCHEMA, streams=StreamNames.of("biomarkers", settings))
 
     async def close() -> None:
         await app.panels.close()
         await app.scans.close()
         await app.tests.close()
         await identity.close()
-        await relay_redis.aclose()
 
     return replace(parts, background=[*parts.background, relay.run], on_stop=[*parts.on_stop, close])

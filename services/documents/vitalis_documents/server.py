@@ -38,16 +38,14 @@ from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
+from vitalis_runtime.server import service_full_names
 from vitalis_runtime.sharing import ShareGrantChecker
 
-SERVICE_NAMES = tuple(
-    module.DESCRIPTOR.services_by_name[name].full_name
-    for module, name in (
-        (document_service_pb2, "DocumentService"),
-        (extraction_service_pb2, "ExtractionService"),
-        (document_internal_service_pb2, "DocumentInternalService"),
-        (user_data_service_pb2, "UserDataService"),
-    )
+SERVICE_NAMES = service_full_names(
+    (document_service_pb2, "DocumentService"),
+    (extraction_service_pb2, "ExtractionService"),
+    (document_internal_service_pb2, "DocumentInternalService"),
+    (user_data_service_pb2, "UserDataService"),
 )
 PURGE_INTERVAL_SECONDS = 3600.0
 STAGING_RETENTION = timedelta(days=1)
@@ -96,9 +94,7 @@ class DocumentsApplication:
             deps.db,
             deps.redis,
             schema="documents",
-            streams=StreamNames(
-                producer="documents", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
-            ),
+            streams=StreamNames.of("documents", settings),
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
@@ -172,8 +168,8 @@ async def create_documents_server(settings: DocumentsSettings, deps: Dependencie
     channels: list[grpc.aio.Channel] = []
     biomarkers: BiomarkerDirectory | None = None
     grants: ShareGrantChecker | None = None
-    if settings.service_token_secret is not None:
-        credentials = ServiceCredentials(settings.service_token_secret, settings.service_name)
+    credentials = ServiceCredentials.of(settings)
+    if credentials is not None:
         if settings.biomarkers_target:
             channels.append(create_channel(settings.biomarkers_target))
             biomarkers = GrpcBiomarkerDirectory(channels[-1], credentials)

@@ -338,3 +338,13 @@ async def test_reordered_deliveries_keep_the_newest_profile_and_never_revive_a_d
     async with identity.db.transaction(user_id=user_id) as conn:
         given_name = await conn.fetchval("SELECT given_name FROM users WHERE user_id = $1", user_id)
     assert given_name != "Ghost"
+
+
+async def test_without_a_webhook_secret_deliveries_are_refused_as_not_configured(identity_with) -> None:
+    async with identity_with(clerk_webhook_secret=None) as identity:
+        email = f"{uuid.uuid4().hex[:10]}@example.com"
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await post(identity, *delivery({"type": "user.created", "data": clerk_user("user_x", email)}))
+        assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "not configured" in (raised.value.details() or "")
+        assert await count_users(identity, email) == 0

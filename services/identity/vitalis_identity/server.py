@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import grpc
-import redis.asyncio as aioredis
 
 from vitalis.identity.v1 import (
     account_internal_service_pb2_grpc,
@@ -96,9 +95,8 @@ def _user_data_clients(
 
     clients: list[UserDataClient] = []
     channels: list[grpc.aio.Channel] = []
-    secret = settings.service_token_secret
-    if secret is not None:
-        credentials = ServiceCredentials(secret, settings.service_name)
+    credentials = ServiceCredentials.of(settings)
+    if credentials is not None:
         for name in OTHER_SERVICES:
             target = getattr(settings, f"{name}_target")
             if target:
@@ -222,20 +220,11 @@ async def create_identity_server(settings: IdentitySettings, deps: Dependencies)
         verifier=_verifier(settings, identities, local_jwks),
     )
 
-    relay_redis = aioredis.Redis.from_url(settings.redis_url)
-    relay = OutboxRelay(
-        db,
-        relay_redis,
-        schema="identity",
-        streams=StreamNames(
-            "identity", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
-        ),
-    )
+    relay = OutboxRelay(db, deps.redis, schema="identity", streams=StreamNames.of("identity", settings))
 
     async def close() -> None:
         for channel in channels:
             await channel.close()
-        await relay_redis.aclose()
 
     return replace(
         parts,

@@ -14,6 +14,7 @@ import pytest
 
 from vitalis.ingestion.v1 import import_job_pb2, import_service_pb2, import_service_pb2_grpc
 from vitalis_ingestion.importers.fit import semicircles_to_degrees
+from vitalis_ingestion.testing import write_export
 
 from .conftest import FIXTURES
 from .importing_helpers import finished, import_file, stored_records, stored_samples, upload, zip_folder
@@ -335,10 +336,9 @@ async def test_upload_validates_format_and_size(service: Any) -> None:
 async def test_cancelling_a_running_import_stops_it_and_keeps_what_was_written(
     service: Any, tmp_path: Any
 ) -> None:
-    from .test_large_import import write_export
-
     export = tmp_path / "export.xml"
-    write_export(export, 40_000)
+    # Large enough to be still running when the cancel arrives, small enough for one unary upload.
+    write_export(export, 20_000)
     job = await upload(service, export.read_bytes())
     stub = import_service_pb2_grpc.ImportServiceStub(service.channel)
     cancelled = await stub.CancelImportJob(
@@ -347,7 +347,7 @@ async def test_cancelling_a_running_import_stops_it_and_keeps_what_was_written(
     assert cancelled.cancel_requested
     final = (await finished(service, job))[-1]
     assert final.state == import_job_pb2.IMPORT_JOB_STATE_CANCELLED
-    assert final.counts.received_count < 40_000
+    assert final.counts.received_count < 20_000
     stored = await stored_samples(service, service.user_id)
     assert len(stored) == final.counts.new_count
     again = await stub.CancelImportJob(

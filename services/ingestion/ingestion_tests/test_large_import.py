@@ -6,11 +6,11 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from vitalis_ingestion.testing import write_export
 from vitalis_runtime.db import Database
 
 # Importing a million records is CPU-bound: on a busy shared machine it can take several minutes.
@@ -18,26 +18,6 @@ pytestmark = pytest.mark.timeout(900)
 RECORDS = int(os.environ.get("VITALIS_LARGE_IMPORT_RECORDS", "1000000"))
 GROWTH_LIMIT_MIB = 64
 PROBE = Path(__file__).with_name("memory_probe.py")
-
-
-def write_export(path: Path, records: int) -> None:
-    """An export.xml of ``records`` heart-rate and step records, one minute apart, written as a stream."""
-    start = datetime(2023, 1, 1, tzinfo=UTC)
-    with path.open("w", encoding="utf-8") as out:
-        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_US">\n')
-        out.write(' <ExportDate value="2024-01-01 00:00:00 +0100"/>\n')
-        for index in range(records):
-            stamp = (start + timedelta(minutes=index)).isoformat(sep=" ")[:19]
-            kind, unit, value = (
-                ("HeartRate", "count/min", 50 + index % 70)
-                if index % 4
-                else ("StepCount", "count", index % 90)
-            )
-            out.write(
-                f' <Record type="HKQuantityTypeIdentifier{kind}" sourceName="Watch" unit="{unit}" '
-                f'startDate="{stamp} +0100" endDate="{stamp} +0100" value="{value}"/>\n'
-            )
-        out.write("</HealthData>\n")
 
 
 async def test_million_record_export_imports_in_bounded_memory(

@@ -62,25 +62,21 @@ from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens, page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
+from vitalis_runtime.server import service_full_names
 from vitalis_runtime.service_auth import ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
 
-
-def _service(module: object, name: str) -> str:
-    return module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined, no-any-return]
-
-
-SERVICE_NAMES = (
-    _service(source_service_pb2, "SourceService"),
-    _service(sample_service_pb2, "SampleService"),
-    _service(metric_service_pb2, "MetricService"),
-    _service(import_service_pb2, "ImportService"),
-    _service(sleep_service_pb2, "SleepService"),
-    _service(workout_service_pb2, "WorkoutService"),
-    _service(nutrition_service_pb2, "NutritionService"),
-    _service(manual_entry_service_pb2, "ManualEntryService"),
-    _service(daily_summary_service_pb2, "DailySummaryService"),
-    _service(user_data_service_pb2, "UserDataService"),
+SERVICE_NAMES = service_full_names(
+    (source_service_pb2, "SourceService"),
+    (sample_service_pb2, "SampleService"),
+    (metric_service_pb2, "MetricService"),
+    (import_service_pb2, "ImportService"),
+    (sleep_service_pb2, "SleepService"),
+    (workout_service_pb2, "WorkoutService"),
+    (nutrition_service_pb2, "NutritionService"),
+    (manual_entry_service_pb2, "ManualEntryService"),
+    (daily_summary_service_pb2, "DailySummaryService"),
+    (user_data_service_pb2, "UserDataService"),
 )
 
 
@@ -236,8 +232,8 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
     checker: ShareGrantChecker | None = None
     time_zones: TimeZoneLookup | None = None
     documents: DocumentReader | None = None
-    if settings.service_token_secret is not None:
-        credentials = ServiceCredentials(settings.service_token_secret, settings.service_name)
+    credentials = ServiceCredentials.of(settings)
+    if credentials is not None:
         if settings.identity_target:
             identity = create_channel(settings.identity_target)
             channels.append(identity)
@@ -267,9 +263,7 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
         deps.db,
         deps.redis,
         schema=SCHEMA,
-        streams=StreamNames(
-            "ingestion", shard_count=settings.event_shards, prefix=settings.event_stream_prefix
-        ),
+        streams=StreamNames.of("ingestion", settings),
     )
     return replace(
         parts,

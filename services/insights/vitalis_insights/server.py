@@ -50,22 +50,20 @@ from vitalis_runtime.consumer import EventConsumer
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
+from vitalis_runtime.server import service_full_names
 from vitalis_runtime.service_auth import CallerVerifier, ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker
 
 ENGINE_GROUP = "insights-engine"
 CONSUMED_PRODUCERS = ("ingestion", "biomarkers")
-SERVICE_NAMES = tuple(
-    module.DESCRIPTOR.services_by_name[name].full_name
-    for module, name in (
-        (insight_service_pb2, "InsightService"),
-        (alert_service_pb2, "AlertService"),
-        (goal_service_pb2, "GoalService"),
-        (analysis_service_pb2, "AnalysisService"),
-        (narrative_service_pb2, "NarrativeService"),
-        (coach_service_pb2, "CoachService"),
-        (user_data_service_pb2, "UserDataService"),
-    )
+SERVICE_NAMES = service_full_names(
+    (insight_service_pb2, "InsightService"),
+    (alert_service_pb2, "AlertService"),
+    (goal_service_pb2, "GoalService"),
+    (analysis_service_pb2, "AnalysisService"),
+    (narrative_service_pb2, "NarrativeService"),
+    (coach_service_pb2, "CoachService"),
+    (user_data_service_pb2, "UserDataService"),
 )
 
 
@@ -73,11 +71,7 @@ async def create_insights_server(
     settings: InsightsSettings, deps: Dependencies, *, verifier: CallerVerifier | None = None
 ) -> ServiceParts:
     """Build the insights server bound to ``settings.grpc_port`` (0 picks a free port)."""
-    credentials = (
-        ServiceCredentials(settings.service_token_secret, settings.service_name)
-        if settings.service_token_secret is not None
-        else None
-    )
+    credentials = ServiceCredentials.of(settings)
     channels: list[grpc.aio.Channel] = []
 
     def channel_to(target: str | None) -> grpc.aio.Channel | None:
@@ -165,9 +159,7 @@ async def create_insights_server(
         group=ENGINE_GROUP,
         consumer=settings.consumer_name,
         streams=[
-            stream
-            for producer in CONSUMED_PRODUCERS
-            for stream in StreamNames(producer, settings.event_shards, settings.event_stream_prefix).all()
+            stream for producer in CONSUMED_PRODUCERS for stream in StreamNames.of(producer, settings).all()
         ],
         handler=engine.handle,
         lease_ms=settings.event_lease_ms,
@@ -177,7 +169,7 @@ async def create_insights_server(
         deps.db,
         deps.redis,
         schema=SCHEMA,
-        streams=StreamNames(PRODUCER, settings.event_shards, settings.event_stream_prefix),
+        streams=StreamNames.of(PRODUCER, settings),
     )
     closers: list[Callable[[], object]] = [notifier.stop, *(channel.close for channel in channels)]
 

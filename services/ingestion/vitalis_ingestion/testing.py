@@ -1,4 +1,4 @@
-"""A synthetic Apple Health ``export.xml`` of any size, shaped like a real one.
+"""Test and benchmark support: a synthetic Apple Health ``export.xml`` of any size, shaped like a real one.
 
 Records alternate between heart rate, step count, active energy and HRV (SDNN, as Apple exports it),
 one minute apart, with the local time-zone offsets Apple writes; every tenth record carries a
@@ -7,6 +7,7 @@ one minute apart, with the local time-zone offsets Apple writes; every tenth rec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ HEADER = """<?xml version="1.0" encoding="UTF-8"?>
      HKCharacteristicTypeIdentifierCardioFitnessMedicationsUse="None"/>
 """
 FOOTER = "</HealthData>\n"
-KINDS = (
+KINDS: tuple[tuple[str, str, Callable[[int], str]], ...] = (
     ("HKQuantityTypeIdentifierHeartRate", "count/min", lambda i: f"{55 + (i * 7919) % 60}"),
     ("HKQuantityTypeIdentifierStepCount", "count", lambda i: f"{(i * 104729) % 180}"),
     ("HKQuantityTypeIdentifierActiveEnergyBurned", "kcal", lambda i: f"{((i * 31) % 97) / 10:.1f}"),
@@ -29,16 +30,18 @@ KINDS = (
 SOURCE = (
     'sourceName="Bench Watch" sourceVersion="10.2" device="&lt;&lt;HKDevice: 0x0&gt;, name:Apple Watch&gt;"'
 )
-START = datetime(2025, 6, 1)
+# Far enough back that a million minutes end before today: samples from the future are rejected.
+START = datetime(2023, 1, 1)
 
 
-def record_line(i: int) -> str:
-    """The ``Record`` element of record ``i``."""
+def record_line(i: int, start: datetime = START) -> str:
+    """The ``Record`` element of record ``i`` of an export beginning at ``start`` (UTC)."""
     kind, unit, value = KINDS[i % len(KINDS)]
-    start = START + timedelta(minutes=i)
-    offset = "+0100" if (i // 100_000) % 2 == 0 else "+0200"
-    stamp = f"{start:%Y-%m-%d %H:%M:%S} {offset}"
-    end = f"{start + timedelta(seconds=59):%Y-%m-%d %H:%M:%S} {offset}"
+    # One reading a minute in UTC, written in local time whose offset changes every 100,000 records.
+    hours = 1 if (i // 100_000) % 2 == 0 else 2
+    local = start + timedelta(minutes=i, hours=hours)
+    stamp = f"{local:%Y-%m-%d %H:%M:%S} +0{hours}00"
+    end = f"{local + timedelta(seconds=59):%Y-%m-%d %H:%M:%S} +0{hours}00"
     attributes = (
         f'type="{kind}" {SOURCE} unit="{unit}" creationDate="{stamp}" startDate="{stamp}" endDate="{end}" '
         f'value="{value(i)}"'
@@ -52,13 +55,13 @@ def record_line(i: int) -> str:
     return f" <Record {attributes}/>\n"
 
 
-def write_export(path: Path, records: int) -> int:
-    """Write an export with ``records`` records to ``path``; return its size in bytes."""
+def write_export(path: Path, records: int, *, start: datetime = START) -> int:
+    """Write ``records`` records, one minute apart from ``start``, to ``path``; return its size in bytes."""
     with path.open("w", encoding="utf-8") as out:
         out.write(HEADER)
         batch: list[str] = []
         for i in range(records):
-            batch.append(record_line(i))
+            batch.append(record_line(i, start))
             if len(batch) == 10_000:
                 out.write("".join(batch))
                 batch.clear()
