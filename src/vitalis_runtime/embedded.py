@@ -35,6 +35,16 @@ def _bindable(host: str, port: int) -> bool:
     return True
 
 
+def free_port_block(size: int, host: str = "127.0.0.1") -> int:
+    """The first of ``size`` consecutive free ports, below the ephemeral range where there is one."""
+    low, high = _below_ephemeral_range() or (LOWEST_CHOSEN_PORT, 65535)
+    for _ in range(100):
+        base = secrets.randbelow(high - low - size) + low
+        if all(_bindable(host, port) for port in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no block of {size} free ports found")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now.
 

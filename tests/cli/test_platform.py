@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import socket
 import stat
@@ -23,6 +22,7 @@ from vitalis_cli.local_secrets import generate_secrets
 from vitalis_cli.platform import ChildExitedError, Platform, PlatformConfig, StartupError
 from vitalis_cli.ports import PortPlan
 from vitalis_runtime.catalog import SERVICES, service
+from vitalis_runtime.embedded import free_port_block
 
 pytestmark = pytest.mark.timeout(300)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,20 +42,6 @@ def _is_listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive ports that are all free right now."""
-    for _ in range(100):
-        base = random.randrange(20000, 60000 - size)
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(base, base + size):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return base
-    raise RuntimeError("no block of free ports found")
 
 
 async def test_a_service_that_cannot_start_is_named_with_its_last_output(tmp_path: Path) -> None:
@@ -166,7 +152,7 @@ async def _run_command(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 async def test_vitalis_run_serves_the_gateway_until_interrupted_then_stops_everything(
     tmp_path: Path, admin_database_url: str, redis_url: str
 ) -> None:
-    base = _free_port_block(2 + 2 * len(SERVICES))
+    base = free_port_block(2 + 2 * len(SERVICES))
     plan = PortPlan.from_base(base)
     env = {**_base_env(), "DATABASE_URL": admin_database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
     gateway = f"http://127.0.0.1:{plan.gateway}"
@@ -230,7 +216,7 @@ def _child_running(parent: int, module: str) -> int:
 async def test_vitalis_run_stops_everything_and_fails_when_a_service_dies(
     tmp_path: Path, admin_database_url: str, redis_url: str
 ) -> None:
-    base = _free_port_block(2 + 2 * len(SERVICES))
+    base = free_port_block(2 + 2 * len(SERVICES))
     plan = PortPlan.from_base(base)
     env = {**_base_env(), "DATABASE_URL": admin_database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
 
