@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +83,8 @@ class EventConsumer:
         lease_ms: int = 15000,
         metrics: ConsumerMetrics | None = None,
         backlog_interval: float = 15.0,
+        concurrency: int = 4,
+        supersede_key: Callable[[Event], Hashable | None] | None = None,
     ) -> None:
         """Configure a consumer; ``redis_client`` must return bytes (``decode_responses=False``).
 
@@ -93,11 +95,19 @@ class EventConsumer:
         to one consumer of the group at a time, for ``lease_ms`` unless renewed; ``consumer``
         must then be unique among the group's live consumers. ``metrics`` defaults to the process
         registry's; the group's backlog gauges are refreshed every ``backlog_interval`` seconds.
+
+        Up to ``concurrency`` users' entries of a batch are handled at once (each user's in order,
+        so a user with a long backlog does not hold back the others). ``supersede_key`` lets a
+        handler declare events that only the latest of matters: within one user's entries of a
+        batch, an event is recorded in the inbox without running the handler when a later one
+        has the same (non-``None``) key, as when the handler re-reads the current state anyway.
         """
         if redis_client.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("the consumer needs a Redis client with decode_responses=False")
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._db = db
         self._redis = redis_client
         self._inbox = f"{sql_identifier(schema)}.inbox"
@@ -123,6 +133,8 @@ class EventConsumer:
         self._taking_over: set[str] = set()
         self._metrics = metrics or event_metrics().consumer
         self._backlog_interval = backlog_interval
+        self._concurrency = concurrency
+        self._supersede_key = supersede_key
         self._next_backlog_refresh = 0.0
 
     async def consume_once(self, *, block_ms: int | None = None) -> int:
@@ -216,34 +228,68 @@ class EventConsumer:
         ]
 
     async def _process(self, deliveries: list[_Delivery]) -> int:
-        loop = asyncio.get_running_loop()
-        renewed_at = loop.time()
-        settled = 0
-        held_back: set[tuple[str, uuid.UUID | None]] = set()
-        lost: set[str] = set()
+        """Settle a batch: each user's entries in order, up to ``concurrency`` users at once."""
+        lanes: dict[tuple[str, uuid.UUID | None], list[tuple[_Delivery, Event | str]]] = {}
         for delivery in deliveries:
-            if self._leases is not None and loop.time() - renewed_at > self._lease_ms / 3000:
-                # A long batch must not outlive the leases it was read under.
-                with translate_redis_errors():
-                    lost = set(self._streams) - set(await self._leases.renew())
-                renewed_at = loop.time()
-            if delivery.stream in lost:
-                continue
-            if await self._settle(delivery, held_back):
-                settled += 1
+            try:
+                event: Event | str = Event.from_fields(delivery.fields)
+            except MalformedEventError as error:
+                event = str(error)
+            user_id = event.user_id if isinstance(event, Event) else None
+            lanes.setdefault((delivery.stream, user_id), []).append((delivery, event))
+        settled = 0
+        slots = asyncio.Semaphore(self._concurrency)
+        renewal = _LeaseRenewal(self, asyncio.get_running_loop().time())
+
+        async def run_lane(lane: list[tuple[_Delivery, Event | str]]) -> None:
+            nonlocal settled
+            async with slots:
+                superseded = self._superseded(lane)
+                for index, (delivery, event) in enumerate(lane):
+                    if delivery.stream in await renewal.lost_streams():
+                        return
+                    if not await self._settle(delivery, event, run_handler=index not in superseded):
+                        # Later entries of this user wait behind the failed one, to keep its order.
+                        return
+                    settled += 1
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for lane in lanes.values():
+                    group.create_task(run_lane(lane))
+        except BaseExceptionGroup as failure:
+            # The first failure (a database or Redis outage) stops the batch; what was not
+            # acknowledged stays pending and is delivered again.
+            raise failure.exceptions[0] from None
         return settled
 
-    async def _settle(self, delivery: _Delivery, held_back: set[tuple[str, uuid.UUID | None]]) -> bool:
-        """Handle, skip or park one entry and acknowledge it; False when it stays pending."""
-        try:
-            event = Event.from_fields(delivery.fields)
-        except MalformedEventError as error:
-            await self._park(delivery, str(error))
+    def _superseded(self, lane: Sequence[tuple[_Delivery, Event | str]]) -> set[int]:
+        """Positions in ``lane`` whose handling a later entry of the same lane makes redundant."""
+        if self._supersede_key is None:
+            return set()
+        latest: dict[Hashable, int] = {}
+        superseded: set[int] = set()
+        for index, (delivery, event) in enumerate(lane):
+            if isinstance(event, str) or delivery.deliveries > 1:
+                continue
+            key = self._supersede_key(event)
+            if key is None:
+                continue
+            if key in latest:
+                superseded.add(latest[key])
+            latest[key] = index
+        return superseded
+
+    async def _settle(self, delivery: _Delivery, event: Event | str, *, run_handler: bool = True) -> bool:
+        """Handle, skip or park one entry and acknowledge it; False when it stays pending.
+
+        ``event`` is the entry's event, or why it is not one (it is parked at once).
+        """
+        if isinstance(event, str):
+            await self._park(delivery, event)
             return True
-        if (delivery.stream, event.user_id) in held_back:
-            return False
         try:
-            applied = await self._handle(event)
+            applied = await self._handle(event, run_handler=run_handler)
         except errors.Unavailable:
             raise
         except Exception as error:
@@ -263,15 +309,18 @@ class EventConsumer:
                 self._max_deliveries,
                 error,
             )
-            held_back.add((delivery.stream, event.user_id))
             return False
         with translate_redis_errors():
             await self._redis.xack(delivery.stream, self._group, delivery.entry_id)
-        self._metrics.handled.labels(self._group, "applied" if applied else "duplicate").inc()
+        outcome = ("applied" if run_handler else "superseded") if applied else "duplicate"
+        self._metrics.handled.labels(self._group, outcome).inc()
         return True
 
-    async def _handle(self, event: Event) -> bool:
-        """Apply ``event`` unless the inbox has it already; whether the handler ran."""
+    async def _handle(self, event: Event, *, run_handler: bool = True) -> bool:
+        """Record ``event`` in the inbox and apply it unless it was there already; whether it was new.
+
+        Without ``run_handler`` (a later entry supersedes it) the event is only recorded.
+        """
         context = propagate.extract(dict(event.headers))
         with tracer.start_as_current_span(
             f"{event.type} process",
@@ -291,7 +340,7 @@ class EventConsumer:
                     self._group,
                     event.id,
                 )
-                if first_time:
+                if first_time and run_handler:
                     await self._handler(conn, event)
         return bool(first_time)
 
@@ -410,6 +459,30 @@ class EventConsumer:
                 await self._leases.release_all()
         except errors.Unavailable:
             logger.warning("could not release the stream leases of %s/%s", self._group, self._consumer)
+
+
+class _LeaseRenewal:
+    """Renews a consumer's leases while a batch is handled, at most every third of their lifetime."""
+
+    def __init__(self, consumer: EventConsumer, now: float) -> None:
+        self._consumer = consumer
+        self._renewed_at = now
+        self._lost: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def lost_streams(self) -> set[str]:
+        """The streams this consumer no longer holds; renews the leases first when they are due."""
+        consumer = self._consumer
+        if consumer._leases is None:
+            return self._lost
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if loop.time() - self._renewed_at > consumer._lease_ms / 3000:
+                # A long batch must not outlive the leases it was read under.
+                with translate_redis_errors():
+                    self._lost = set(consumer._streams) - set(await consumer._leases.renew())
+                self._renewed_at = loop.time()
+        return self._lost
 
 
 def _stream_batches(response: Any) -> list[tuple[bytes | str, list[Any]]]:

@@ -100,7 +100,7 @@ class EventMetrics:
     consumer: ConsumerMetrics
 
 
-HANDLED_OUTCOMES = ("applied", "duplicate", "parked")
+HANDLED_OUTCOMES = ("applied", "superseded", "duplicate", "parked")
 """Values of ``outcome`` on ``vitalis_consumer_events_handled_total``."""
 
 
@@ -131,7 +131,8 @@ def event_metrics(registry: CollectorRegistry = REGISTRY) -> EventMetrics:
         consumer=ConsumerMetrics(
             handled=Counter(
                 "vitalis_consumer_events_handled",
-                "Stream entries settled, by group and outcome: applied, duplicate (already in the inbox), "
+                "Stream entries settled, by group and outcome: applied, superseded (recorded; a later "
+                "event of the same user made handling it redundant), duplicate (already in the inbox), "
                 "parked (dead-lettered).",
                 ("consumer_group", "outcome"),
                 registry=registry,

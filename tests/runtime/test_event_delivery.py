@@ -530,3 +530,66 @@ async def test_order_survives_a_takeover_with_many_pending_entries(
     await consume_until(heir, settled=8)
 
     assert seen == list(range(8))
+
+
+async def test_a_user_with_a_slow_event_does_not_hold_back_another_users_events(
+    migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, key_prefix: str
+) -> None:
+    one_shard = StreamNames("testproducer", shard_count=1, prefix=key_prefix)
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    await emit(app_db, alice, "alice-slow")
+    await emit(app_db, alice, "alice-after")
+    await emit(app_db, bob, "bob")
+    await drain(OutboxRelay(app_db, redis_client, schema="app", streams=one_shard))
+    release_alice, bob_handled = asyncio.Event(), asyncio.Event()
+    handled: list[str] = []
+
+    async def handler(conn: asyncpg.Connection, event: Event) -> None:
+        text = event.unpack(StringValue).value
+        if text == "alice-slow":
+            await release_alice.wait()
+        handled.append(text)
+        if text == "bob":
+            bob_handled.set()
+        await note_effect(conn, event)
+
+    consumer = consumer_for(app_db, redis_client, one_shard, handler)
+    working = asyncio.create_task(consumer.consume_once())
+    async with asyncio.timeout(5):
+        await bob_handled.wait()
+    assert handled == ["bob"]
+    release_alice.set()
+    async with asyncio.timeout(5):
+        assert await working == 3
+
+    assert handled == ["bob", "alice-slow", "alice-after"]
+    assert await count_effects(migrated.admin_url, "alice-after") == 1
+
+
+async def test_an_event_superseded_within_a_batch_is_recorded_but_not_handled(
+    migrated: MigratedSchema, app_db: Database, redis_client: redis.asyncio.Redis, streams: StreamNames
+) -> None:
+    alice = uuid.uuid4()
+    texts = ["day-1:a", "day-2:a", "day-1:b", "day-1:c", "other"]
+    for text in texts:
+        await emit(app_db, alice, text)
+    await drain(OutboxRelay(app_db, redis_client, schema="app", streams=streams))
+
+    def day_of(event: Event) -> str | None:
+        text = event.unpack(StringValue).value
+        return text.split(":")[0] if ":" in text else None
+
+    consumer = consumer_for(app_db, redis_client, streams, supersede_key=day_of)
+    await consume_until(consumer, settled=len(texts))
+
+    effects = {text: await count_effects(migrated.admin_url, text) for text in texts}
+    assert effects == {"day-1:a": 0, "day-2:a": 1, "day-1:b": 0, "day-1:c": 1, "other": 1}
+    conn = await asyncpg.connect(migrated.admin_url)
+    try:
+        recorded = await conn.fetchval(
+            "SELECT count(*) FROM app.inbox WHERE consumer_group = 'notes-effects'"
+        )
+    finally:
+        await conn.close()
+    assert recorded == len(texts)
+    assert await pending_count(redis_client, streams, "notes-effects") == 0

@@ -8,12 +8,14 @@ import signal
 import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
 
 from vitalis.biomarkers.v1 import events_pb2 as biomarker_events
 from vitalis.biomarkers.v1 import panel_pb2
+from vitalis.ingestion.v1 import events_pb2 as ingestion_events
 from vitalis.insights.v1 import (
     alert_pb2,
     alert_service_pb2,
@@ -22,6 +24,7 @@ from vitalis.insights.v1 import (
     insight_service_pb2,
     insight_service_pb2_grpc,
 )
+from vitalis_insights.engine import InsightsEngine
 from vitalis_runtime.events import Event, StreamNames
 
 from .conftest import PAGE_SECRET, SERVICE_SECRET, SHARDS, Platform, bearer, eventually, running_insights
@@ -267,3 +270,31 @@ async def test_a_killed_replica_loses_no_event_and_duplicates_no_insight(platfor
         ]
         inbox = await platform.admin_fetchval("SELECT count(*) FROM insights.inbox")
         assert inbox == len(nights)
+
+
+def test_only_the_latest_update_of_a_days_summary_needs_handling() -> None:
+    engine = InsightsEngine(ingestion=None, biomarkers=None)
+    user = uuid.uuid4()
+
+    def event(message: Any) -> Event:
+        return Event(
+            id=uuid.uuid4(),
+            type=message.DESCRIPTOR.full_name,
+            producer="ingestion",
+            user_id=user,
+            payload=message.SerializeToString(),
+            occur_time=datetime.now(UTC),
+        )
+
+    monday, tuesday = (
+        event(ingestion_events.DailySummaryUpdated(daily_summary=f"users/{user}/dailySummaries/{day}"))
+        for day in ("2026-11-16", "2026-11-17")
+    )
+    monday_again = event(
+        ingestion_events.DailySummaryUpdated(daily_summary=f"users/{user}/dailySummaries/2026-11-16")
+    )
+    panel = event(biomarker_events.PanelCreated(panel=f"users/{user}/panels/p"))
+
+    assert engine.supersede_key(monday) == engine.supersede_key(monday_again)
+    assert engine.supersede_key(monday) != engine.supersede_key(tuesday)
+    assert engine.supersede_key(panel) is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -75,6 +75,12 @@ class InsightsEngine:
         self._biomarkers = biomarkers
         self._narrator = narrator
         self._clock = clock
+
+    def supersede_key(self, event: Event) -> Hashable | None:
+        """What makes an earlier event of the user redundant: a day's summary is re-read whole."""
+        if event.type != DAILY_SUMMARY_UPDATED:
+            return None
+        return (event.type, event.unpack(ingestion_events.DailySummaryUpdated).daily_summary)
 
     async def handle(self, conn: asyncpg.Connection, event: Event) -> None:
         """Apply one event; events of other types are ignored."""

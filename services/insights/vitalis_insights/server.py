@@ -162,6 +162,7 @@ async def create_insights_server(
             stream for producer in CONSUMED_PRODUCERS for stream in StreamNames.of(producer, settings).all()
         ],
         handler=engine.handle,
+        supersede_key=engine.supersede_key,
         lease_ms=settings.event_lease_ms,
         block_ms=250,
     )
