@@ -12,12 +12,19 @@ and then closes its pools. So, for every pod:
   sleep) until Envoy can have seen the new DNS answer: the cluster's DNS TTL plus the cluster's
   ``dns_refresh_rate``. Until then Envoy still sends new calls to it, and a refused call that is
   not retried (a create) would reach the client as UNAVAILABLE.
+
+The gateway's Envoy drains in its preStop hook instead (``python -m vitalis_gateway.drain``: fail
+``/readyz``, drain the listeners gracefully, return ``--seconds`` after starting) and exits at once
+on SIGTERM. So the hook lasts at least Envoy's ``--drain-time-s``, or SIGTERM cuts the drain short,
+and the grace period covers the hook and the margin.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
@@ -43,6 +50,10 @@ CLUSTER_DNS_TTL_SECONDS = 5.0
 """The TTL CoreDNS gives Service records by default (its ``kubernetes`` plugin's ``ttl``)."""
 ENVOY_DNS_REFRESH_SECONDS = 5.0
 """Envoy re-resolves a STRICT_DNS or LOGICAL_DNS cluster this often unless ``dns_refresh_rate`` says."""
+ENVOY_DEFAULT_DRAIN_SECONDS = 600.0
+"""Envoy's ``--drain-time-s`` when its command line does not set it."""
+DRAIN_MODULE = "vitalis_gateway.drain"
+"""The gateway's preStop entry point; its ``--seconds`` is how long the hook lasts."""
 ENVOY_CONFIG_KEY = "envoy.yaml"
 _DNS_CLUSTER_TYPES = frozenset({"STRICT_DNS", "LOGICAL_DNS"})
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)s$")
@@ -140,9 +151,45 @@ def _seconds(duration: object, default: float) -> float:
     return float(match.group(1))
 
 
-def _pre_stop_sleep(container: Mapping[str, Any]) -> float:
+def pre_stop_seconds(container: Mapping[str, Any]) -> float:
+    """How long a container's preStop hook holds SIGTERM back.
+
+    A ``sleep`` action's seconds, or the ``--seconds`` of ``python -m vitalis_gateway.drain``;
+    0 for any other hook, and for a drain whose ``--seconds`` the entry point would refuse (it
+    then exits at once).
+    """
     pre_stop = (container.get("lifecycle") or {}).get("preStop") or {}
-    return float((pre_stop.get("sleep") or {}).get("seconds", 0))
+    if "sleep" in pre_stop:
+        return float((pre_stop["sleep"] or {}).get("seconds", 0))
+    command = [str(part) for part in ((pre_stop.get("exec") or {}).get("command") or ())]
+    if _option(command, "-m") != DRAIN_MODULE:
+        return 0.0
+    value = _option(command[command.index(DRAIN_MODULE) + 1 :], "--seconds")
+    try:
+        seconds = float(value or "")
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
+def _option(arguments: Sequence[str], name: str) -> str | None:
+    """The value of the last ``name VALUE`` or ``name=VALUE`` among command-line arguments."""
+    value = None
+    for index, argument in enumerate(arguments):
+        if argument == name and index + 1 < len(arguments):
+            value = arguments[index + 1]
+        elif argument.startswith(f"{name}="):
+            value = argument.partition("=")[2]
+    return value
+
+
+def _command_line(container: Mapping[str, Any]) -> list[str]:
+    return [str(part) for part in [*(container.get("command") or ()), *(container.get("args") or ())]]
+
+
+def _runs_envoy(container: Mapping[str, Any]) -> bool:
+    command = _command_line(container)
+    return bool(command) and PurePosixPath(command[0]).name == "envoy"
 
 
 def _runs_vitalis_service(container: Mapping[str, Any], environment: Mapping[str, str]) -> bool:
@@ -160,8 +207,11 @@ def _fits_grace_period(
         name = container.get("name")
         has_pre_stop = bool((container.get("lifecycle") or {}).get("preStop"))
         environment = resolved_environment(container, namespace=workload.namespace, config_maps=config_maps)
+        if _runs_envoy(container):
+            yield from _drains_envoy(workload, container, grace_period)
+            continue
         if not _runs_vitalis_service(container, environment):
-            if _pre_stop_sleep(container) > grace_period:
+            if pre_stop_seconds(container) > grace_period:
                 yield _finding(workload, f"container {name}: preStop outlasts terminationGracePeriodSeconds")
             continue
         if not has_pre_stop:
@@ -178,7 +228,7 @@ def _fits_grace_period(
                 workload, f"container {name}: {SHUTDOWN_GRACE_VARIABLE} is not a number of seconds"
             )
             continue
-        pre_stop = _pre_stop_sleep(container)
+        pre_stop = pre_stop_seconds(container)
         drain = server_shutdown_seconds(grace)
         needed = pre_stop + drain + SHUTDOWN_MARGIN_SECONDS
         if needed > grace_period:
@@ -189,8 +239,37 @@ def _fits_grace_period(
             )
 
 
+def _drains_envoy(
+    workload: PodWorkload, container: Mapping[str, Any], grace_period: float
+) -> Iterator[Finding]:
+    name = container.get("name")
+    value = _option(_command_line(container), "--drain-time-s")
+    try:
+        drain_time = ENVOY_DEFAULT_DRAIN_SECONDS if value is None else float(value)
+    except ValueError:
+        yield _finding(
+            workload, f"container {name}: Envoy's --drain-time-s {value!r} is not a number of seconds"
+        )
+        return
+    wait = pre_stop_seconds(container)
+    if wait < drain_time:
+        flag = "--drain-time-s" if value is not None else "the default --drain-time-s"
+        yield _finding(
+            workload,
+            f"container {name}: preStop waits {wait:g} s but Envoy drains its listeners for "
+            f"{drain_time:g} s ({flag}), so SIGTERM would cut the drain short",
+        )
+    needed = wait + SHUTDOWN_MARGIN_SECONDS
+    if needed > grace_period:
+        yield _finding(
+            workload,
+            f"container {name}: preStop ({wait:g} s) + margin needs {needed:g} s but "
+            f"terminationGracePeriodSeconds is {grace_period:g}",
+        )
+
+
 def _outlasts_routing(workload: PodWorkload, delay: float) -> Iterator[Finding]:
-    longest = max((_pre_stop_sleep(c) for c in workload.containers(include_init=False)), default=0.0)
+    longest = max((pre_stop_seconds(c) for c in workload.containers(include_init=False)), default=0.0)
     if longest < delay:
         yield _finding(
             workload,

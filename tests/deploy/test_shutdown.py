@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from vitalis_deploy.policy import check_policies
 from vitalis_deploy.render import find_kubectl, render
-from vitalis_deploy.shutdown import server_shutdown_seconds
+from vitalis_deploy.shutdown import pre_stop_seconds, server_shutdown_seconds
+from vitalis_gateway.drain import parse_arguments
 from vitalis_runtime.metrics import rpc_metrics
 from vitalis_runtime.server import create_server, serve
 
@@ -230,3 +231,121 @@ def test_real_overlay_with_a_longer_drain_than_the_grace_period_fails(k8s_copy: 
         f"Deployment/vitalis/{name}"
         for name in sorted(("identity", "ingestion", "biomarkers", "documents", "insights"))
     ]
+
+
+def _gateway_manifest_with(k8s_copy: Path, old: str, new: str) -> None:
+    manifest = k8s_copy / "base" / "gateway" / "gateway.yaml"
+    text = manifest.read_text()
+    assert text.count(old) == 1, old
+    manifest.write_text(text.replace(old, new))
+
+
+def test_shipped_gateway_hook_is_read_as_the_wait_the_drain_entry_point_makes(k8s_root: Path) -> None:
+    objects = render(k8s_root / "overlays" / "prod", kubectl=find_kubectl())
+    gateway = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "gateway")
+    envoy = gateway["spec"]["template"]["spec"]["containers"][0]
+    command, flag, module, *arguments = envoy["lifecycle"]["preStop"]["exec"]["command"]
+
+    assert (command, flag, module) == ("python", "-m", "vitalis_gateway.drain")
+    assert pre_stop_seconds(envoy) == parse_arguments(arguments).seconds == 15
+    assert [f for f in check_policies(objects) if f.subject == "Deployment/vitalis/gateway"] == []
+
+
+def test_gateway_hook_shorter_than_envoys_drain_time_fails(k8s_copy: Path) -> None:
+    _gateway_manifest_with(
+        k8s_copy, '- --seconds\n                  - "15"', '- --seconds\n                  - "5"'
+    )
+
+    findings = _findings_for(k8s_copy / "overlays" / "prod")
+
+    assert findings == [
+        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop waits 5 s but Envoy "
+        "drains its listeners for 10 s (--drain-time-s), so SIGTERM would cut the drain short"
+    ]
+
+
+def test_gateway_hook_longer_than_the_grace_period_allows_fails(k8s_copy: Path) -> None:
+    _gateway_manifest_with(
+        k8s_copy, '- --seconds\n                  - "15"', '- --seconds\n                  - "28"'
+    )
+
+    findings = _findings_for(k8s_copy / "overlays" / "dev")
+
+    assert findings == [
+        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop (28 s) + margin "
+        "needs 33 s but terminationGracePeriodSeconds is 30"
+    ]
+
+
+def test_gateway_drain_time_raised_past_the_hook_fails(k8s_copy: Path) -> None:
+    _gateway_manifest_with(
+        k8s_copy, '- --drain-time-s\n            - "10"', '- --drain-time-s\n            - "20"'
+    )
+
+    findings = _findings_for(k8s_copy / "overlays" / "prod")
+
+    assert findings == [
+        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop waits 15 s but Envoy "
+        "drains its listeners for 20 s (--drain-time-s), so SIGTERM would cut the drain short"
+    ]
+
+
+def _run_as_envoy(objects: Objects, find_object: Any, *, pre_stop: dict[str, Any], args: list[str]) -> None:
+    pod_spec: dict[str, Any] = find_object(objects, "Deployment")["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    container["command"] = ["/usr/local/bin/envoy", "-c", "/etc/envoy/envoy.yaml"]
+    container["args"] = args
+    container["lifecycle"] = {"preStop": pre_stop}
+
+
+def _drain_hook(*arguments: str) -> dict[str, Any]:
+    return {"exec": {"command": ["python", "-m", "vitalis_gateway.drain", *arguments]}}
+
+
+@pytest.mark.parametrize(
+    ("pre_stop", "args", "message"),
+    [
+        (
+            _drain_hook("--admin", "http://127.0.0.1:9901", "--seconds=8"),
+            ["--drain-time-s=5"],
+            None,
+        ),
+        (
+            _drain_hook("--admin", "http://127.0.0.1:9901", "--seconds", "8"),
+            [],
+            "preStop waits 8 s but Envoy drains its listeners for 600 s (the default --drain-time-s)",
+        ),
+        (
+            _drain_hook("--admin", "http://127.0.0.1:9901", "--seconds", "soon"),
+            ["--drain-time-s", "5"],
+            "preStop waits 0 s but Envoy drains its listeners for 5 s (--drain-time-s)",
+        ),
+        (
+            {"exec": {"command": ["sh", "-c", "curl -X POST localhost:9901/healthcheck/fail; sleep 8"]}},
+            ["--drain-time-s", "5"],
+            "preStop waits 0 s but Envoy drains its listeners for 5 s (--drain-time-s)",
+        ),
+        (
+            {"sleep": {"seconds": 8}},
+            ["--drain-time-s", "5"],
+            None,
+        ),
+    ],
+    ids=["drain-hook-covers-drain", "envoy-default-drain", "unreadable-seconds", "opaque-script", "sleep"],
+)
+def test_envoy_containers_wait_out_their_drain_time(
+    hardened_app: Objects,
+    find_object: Any,
+    pre_stop: dict[str, Any],
+    args: list[str],
+    message: str | None,
+) -> None:
+    _run_as_envoy(hardened_app, find_object, pre_stop=pre_stop, args=args)
+
+    findings = [f.message for f in check_policies(hardened_app)]
+
+    if message is None:
+        assert findings == []
+    else:
+        assert len(findings) == 1
+        assert findings[0].startswith(f"container demo: {message}, so SIGTERM would cut the drain short")
