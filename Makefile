@@ -96,7 +96,7 @@ k8s-validate: install ## Render every kustomize overlay and validate it against 
 	$(RUN) python -m vitalis_deploy.validate
 
 .PHONY: bench
-bench: install ## Benchmarks B1-B7 against references in the same run: prints the table, writes bench/results/ (BENCH_ARGS=--help).
+bench: install ## Benchmarks B1-B8 against references in the same run: prints the table, writes bench/results/ (BENCH_ARGS=--help).
 	$(RUN) python -m bench $${BENCH_ARGS:-}
 
 .PHONY: clean

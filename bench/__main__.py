@@ -10,10 +10,20 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import b1_ingest, b2_import, b3_reads, b4_overhead, b5_upload, b6_extraction, b7_events
+from bench import (
+    b1_ingest,
+    b2_import,
+    b3_reads,
+    b4_overhead,
+    b5_upload,
+    b6_extraction,
+    b7_events,
+    b8_footprint,
+)
 from bench.report import (
     ArmOutcome,
     Row,
@@ -32,18 +42,32 @@ from bench.versions import collect_versions
 CHECKOUT = Path(__file__).resolve().parent.parent
 RESULTS = CHECKOUT / "bench" / "results"
 
-Benchmark = tuple[str, Callable[[Stack, Settings, Log], Awaitable[dict[str, ArmOutcome]]], tuple[Target, ...]]
+ArmsMeasure = Callable[[Stack, Settings, Log], Awaitable[dict[str, ArmOutcome]]]
+RowsMeasure = Callable[[Stack, Settings, Log], Awaitable[list[Row]]]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A benchmark: arms measured against targets, or (``rows``) figures reported as they are."""
+
+    id: str
+    arms: ArmsMeasure | None = None
+    targets: tuple[Target, ...] = ()
+    rows: RowsMeasure | None = None
+
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     # Reads first; the event path before anything writes panels or samples, whose events would
-    # still be queued for insights ahead of its own; the bulk writes last.
-    ("B4", b4_overhead.run, b4_overhead.TARGETS),
-    ("B7", b7_events.run, b7_events.TARGETS),
-    ("B3", b3_reads.run, b3_reads.TARGETS),
-    ("B5", b5_upload.run, b5_upload.TARGETS),
-    ("B6", b6_extraction.run, b6_extraction.TARGETS),
-    ("B1", b1_ingest.run, b1_ingest.TARGETS),
-    ("B2", b2_import.run, b2_import.TARGETS),
+    # still be queued for insights ahead of its own; the bulk writes last, the footprint (which
+    # waits for insights to catch up) before the long import.
+    Benchmark("B4", b4_overhead.run, b4_overhead.TARGETS),
+    Benchmark("B7", b7_events.run, b7_events.TARGETS),
+    Benchmark("B3", b3_reads.run, b3_reads.TARGETS),
+    Benchmark("B5", b5_upload.run, b5_upload.TARGETS),
+    Benchmark("B6", b6_extraction.run, b6_extraction.TARGETS),
+    Benchmark("B1", b1_ingest.run, b1_ingest.TARGETS),
+    Benchmark("B8", rows=b8_footprint.run),
+    Benchmark("B2", b2_import.run, b2_import.TARGETS),
 )
 
 
@@ -56,7 +80,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[Settings, argparse.N
     """``--repetitions``, ``--duration``, ``--concurrency``, ``--import-records``, benchmark ids, and
     where the measured code comes from (``--from-commit``)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("benchmarks", nargs="*", help="ids to run (B1 … B7); all when none is given")
+    parser.add_argument("benchmarks", nargs="*", help="ids to run (B1 … B8); all when none is given")
     parser.add_argument("--repetitions", type=int, default=Settings.repetitions)
     parser.add_argument("--duration", type=float, default=Settings.duration, help="seconds per repetition")
     parser.add_argument("--concurrency", type=int, default=Settings.concurrency)
@@ -82,24 +106,29 @@ async def run(settings: Settings, selected: set[str], *, results: Path, source: 
     outcomes: dict[str, ArmOutcome] = {}
     targets: list[Target] = []
     notes: list[str] = []
+    reported: list[Row] = []
     with database_servers() as servers, tempfile.TemporaryDirectory(prefix="vitalis-bench-") as scratch:
         versions = {"vitalis": source, **await collect_versions(servers.database_url)}
         log("starting the platform (five services, two Envoys) in a temporary database …")
         async with running_stack(servers, Path(scratch)) as stack:
-            for benchmark, measure, benchmark_targets in BENCHMARKS:
-                if selected and benchmark not in selected:
+            for benchmark in BENCHMARKS:
+                if selected and benchmark.id not in selected:
                     continue
-                log(f"{benchmark}:")
-                targets.extend(benchmark_targets)
+                log(f"{benchmark.id}:")
+                targets.extend(benchmark.targets)
                 try:
-                    measured = await measure(stack, settings, log)
+                    if benchmark.arms is not None:
+                        outcomes.update(await benchmark.arms(stack, settings, log))
+                    if benchmark.rows is not None:
+                        reported.extend(await benchmark.rows(stack, settings, log))
                 except Exception as error:  # one benchmark's failure must not lose the others' results
-                    reason = failure_reason(benchmark, error, stack)
+                    reason = failure_reason(benchmark.id, error, stack)
                     log(f"  {reason}")
-                    measured = unmeasured_arms(benchmark_targets, reason)
-                outcomes.update(measured)
+                    outcomes.update(unmeasured_arms(benchmark.targets, reason))
+                    if benchmark.rows is not None:
+                        reported.append(Row(benchmark.id, "—", "reported", "—", None, None, reason))
             notes = exited_processes(stack)
-    rows = [evaluate(target, outcomes) for target in targets]
+    rows = [evaluate(target, outcomes) for target in targets] + reported
     write_report(rows, outcomes, versions, settings, started, results, notes=notes)
     return 0
 
