@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import envoy  # type: ignore[import-untyped]
@@ -43,9 +43,11 @@ async def running_envoy(
     log_path: Path,
     ready_timeout: float = 20.0,
     stop_timeout: float = 10.0,
+    extra_args: Sequence[str] = (),
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start Envoy, wait until its admin ``/ready`` answers, and stop it on exit.
 
+    ``extra_args`` go to Envoy after the configuration (``--drain-time-s 2`` …).
     Envoy's own output (including the JSON access log) goes to ``log_path``. ``EnvoyError`` is
     raised, with the log's tail, when Envoy exits or is not ready within ``ready_timeout``.
     """
@@ -57,6 +59,7 @@ async def running_envoy(
             "--log-level",
             "warn",
             "--disable-hot-restart",
+            *extra_args,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

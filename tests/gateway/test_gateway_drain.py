@@ -25,9 +25,10 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from vitalis.identity.v1 import auth_service_pb2
-from vitalis_gateway import GatewaySource, envoy_binary, render_gateway_files
+from vitalis_gateway import GatewaySource, render_gateway_files
 from vitalis_gateway.artifacts import ENVOY_CONFIG_FILE
 from vitalis_gateway.drain import drain
+from vitalis_gateway.envoy_process import running_envoy
 from vitalis_runtime.embedded import free_port
 
 GATEWAY_MANIFEST = (
@@ -97,27 +98,19 @@ async def running_gateway(
         service_addresses=dict.fromkeys(source.services, ("127.0.0.1", backend_port)),
     )
     config = files.write(workdir)[ENVOY_CONFIG_FILE]
-    with (workdir / "envoy.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            str(envoy_binary()),
-            *("-c", str(config), "--disable-hot-restart", "--log-level", "warn"),
-            *envoy_drain_flags(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     listener = f"http://127.0.0.1:{listen_port}"
-    try:
-        async with httpx.AsyncClient(base_url=listener, timeout=2) as client:
-            while True:
-                assert process.returncode is None, (workdir / "envoy.log").read_text()
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+    async with (
+        running_envoy(
+            config, admin_port=admin_port, log_path=workdir / "envoy.log", extra_args=envoy_drain_flags()
+        ),
+        httpx.AsyncClient(base_url=listener, timeout=2) as client,
+    ):
+        # Ready once the backend's health check has passed too.
+        while True:
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.1)
         yield listener, f"http://127.0.0.1:{admin_port}"
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def _readyz_while(hook: asyncio.subprocess.Process, client: httpx.AsyncClient) -> httpx.Response:
