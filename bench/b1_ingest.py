@@ -133,6 +133,29 @@ async def fresh_source_id() -> dict[str, Any]:
     return {"source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"}
 
 
+def copy_spec(stack: Stack, user: BenchUser) -> dict[str, Any]:
+    """The load generator's spec for the raw COPY floor (a source id is added per repetition)."""
+    return {
+        "kind": "copy_samples",
+        "database_url": stack.database_url,
+        "schema": "ingestion",
+        "user_id": str(user.user_id),
+        "rows_per_call": ROWS_PER_CALL,
+    }
+
+
+def stream_spec(stack: Stack, user: BenchUser) -> dict[str, Any]:
+    """The load generator's spec for ``StreamSamples`` (a source is added per repetition)."""
+    return {
+        "kind": "samples_stream",
+        "target": stack.target("ingestion"),
+        "metadata": user.metadata,
+        "parent": user.name,
+        "rows_per_chunk": CHUNK_ROWS,
+        "chunks_per_call": ROWS_PER_CALL // CHUNK_ROWS,
+    }
+
+
 async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcome]:
     """Measure the three arms interleaved."""
     user = await stack.sign_up()
@@ -141,14 +164,7 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         DriverArm(
             COPY,
             "row",
-            {
-                **common,
-                "kind": "copy_samples",
-                "database_url": stack.database_url,
-                "schema": "ingestion",
-                "user_id": str(user.user_id),
-                "rows_per_call": ROWS_PER_CALL,
-            },
+            {**common, **copy_spec(stack, user)},
             stack,
             lambda: samples_table_probe(stack),
             fresh_source_id,
@@ -156,15 +172,7 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         DriverArm(
             STREAM,
             "row",
-            {
-                **common,
-                "kind": "samples_stream",
-                "target": stack.target("ingestion"),
-                "metadata": user.metadata,
-                "parent": user.name,
-                "rows_per_chunk": CHUNK_ROWS,
-                "chunks_per_call": ROWS_PER_CALL // CHUNK_ROWS,
-            },
+            {**common, **stream_spec(stack, user)},
             stack,
             write_probe(stack, user, streamed=True),
             fresh_source(stack, user),

@@ -35,11 +35,11 @@ import redis.asyncio
 
 from bench.b1_ingest import (
     BASE_TIME,
-    CHUNK_ROWS,
     INGEST_CONCURRENCY,
-    ROWS_PER_CALL,
+    copy_spec,
     create_source,
     samples_table_probe,
+    stream_spec,
 )
 from bench.report import Row
 from bench.runner import Log, Settings, run_driver
@@ -334,15 +334,7 @@ async def run(stack: Stack, _settings: Settings, log: Log) -> list[Row]:
     if problem is None:
         floor = await measure_window(
             stack,
-            {
-                **common,
-                "kind": "copy_samples",
-                "database_url": stack.database_url,
-                "schema": "ingestion",
-                "user_id": str(user.user_id),
-                "rows_per_call": ROWS_PER_CALL,
-                "source_id": f"bench-copy-{uuid.uuid4().hex[:12]}",
-            },
+            {**common, **copy_spec(stack, user), "source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"},
             log,
             through_platform=False,
         )
@@ -351,16 +343,7 @@ async def run(stack: Stack, _settings: Settings, log: Log) -> list[Row]:
         log(f"  B8 raw COPY not measurable: {problem}")
     service = await measure_window(
         stack,
-        {
-            **common,
-            "kind": "samples_stream",
-            "target": stack.target("ingestion"),
-            "metadata": user.metadata,
-            "parent": user.name,
-            "rows_per_chunk": CHUNK_ROWS,
-            "chunks_per_call": ROWS_PER_CALL // CHUNK_ROWS,
-            "source": await create_source(stack, user),
-        },
+        {**common, **stream_spec(stack, user), "source": await create_source(stack, user)},
         log,
         through_platform=True,
     )

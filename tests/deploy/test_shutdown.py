@@ -251,43 +251,42 @@ def test_shipped_gateway_hook_is_read_as_the_wait_the_drain_entry_point_makes(k8
     assert [f for f in check_policies(objects) if f.subject == "Deployment/vitalis/gateway"] == []
 
 
-def test_gateway_hook_shorter_than_envoys_drain_time_fails(k8s_copy: Path) -> None:
-    _gateway_manifest_with(
-        k8s_copy, '- --seconds\n                  - "15"', '- --seconds\n                  - "5"'
-    )
+@pytest.mark.parametrize(
+    ("old", "new", "overlay", "expected"),
+    [
+        pytest.param(
+            '- --seconds\n                  - "15"',
+            '- --seconds\n                  - "5"',
+            "prod",
+            "preStop waits 5 s but Envoy drains its listeners for 10 s (--drain-time-s), so SIGTERM "
+            "would cut the drain short",
+            id="hook-shorter-than-envoys-drain",
+        ),
+        pytest.param(
+            '- --seconds\n                  - "15"',
+            '- --seconds\n                  - "28"',
+            "dev",
+            "preStop (28 s) + margin needs 33 s but terminationGracePeriodSeconds is 30",
+            id="hook-longer-than-the-grace-period",
+        ),
+        pytest.param(
+            '- --drain-time-s\n            - "10"',
+            '- --drain-time-s\n            - "20"',
+            "prod",
+            "preStop waits 15 s but Envoy drains its listeners for 20 s (--drain-time-s), so SIGTERM "
+            "would cut the drain short",
+            id="drain-time-raised-past-the-hook",
+        ),
+    ],
+)
+def test_broken_gateway_shutdown_is_found(
+    k8s_copy: Path, old: str, new: str, overlay: str, expected: str
+) -> None:
+    _gateway_manifest_with(k8s_copy, old, new)
 
-    findings = _findings_for(k8s_copy / "overlays" / "prod")
+    findings = _findings_for(k8s_copy / "overlays" / overlay)
 
-    assert findings == [
-        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop waits 5 s but Envoy "
-        "drains its listeners for 10 s (--drain-time-s), so SIGTERM would cut the drain short"
-    ]
-
-
-def test_gateway_hook_longer_than_the_grace_period_allows_fails(k8s_copy: Path) -> None:
-    _gateway_manifest_with(
-        k8s_copy, '- --seconds\n                  - "15"', '- --seconds\n                  - "28"'
-    )
-
-    findings = _findings_for(k8s_copy / "overlays" / "dev")
-
-    assert findings == [
-        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop (28 s) + margin "
-        "needs 33 s but terminationGracePeriodSeconds is 30"
-    ]
-
-
-def test_gateway_drain_time_raised_past_the_hook_fails(k8s_copy: Path) -> None:
-    _gateway_manifest_with(
-        k8s_copy, '- --drain-time-s\n            - "10"', '- --drain-time-s\n            - "20"'
-    )
-
-    findings = _findings_for(k8s_copy / "overlays" / "prod")
-
-    assert findings == [
-        "Deployment/vitalis/gateway: [graceful-shutdown] container envoy: preStop waits 15 s but Envoy "
-        "drains its listeners for 20 s (--drain-time-s), so SIGTERM would cut the drain short"
-    ]
+    assert findings == [f"Deployment/vitalis/gateway: [graceful-shutdown] container envoy: {expected}"]
 
 
 def _run_as_envoy(objects: Objects, find_object: Any, *, pre_stop: dict[str, Any], args: list[str]) -> None:
