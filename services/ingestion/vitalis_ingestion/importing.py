@@ -303,7 +303,7 @@ class ImportRunner:
             data_range[0] = min(filter(None, (data_range[0], series.first_start)))
             data_range[1] = max(filter(None, (data_range[1], series.last_end)))
         new_items = {
-            prepared.row_owner[i] for i, row in enumerate(prepared.rows) if row.sample_uid in result.new_uids
+            prepared.row_owner[i] for i, row in enumerate(prepared.rows) if result.is_new(row.sample_uid)
         }
         new_items |= {
             prepared.record_owner[i] for i, r in enumerate(prepared.records) if r.record_id in new_records

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import asyncpg
+
 from vitalis_ingestion import events
 from vitalis_ingestion.domain.metrics import metric_by_number
 from vitalis_ingestion.domain.samples import (
@@ -16,13 +18,15 @@ from vitalis_ingestion.domain.samples import (
     canonical_row,
     contract_violations,
     located,
+    well_formed,
 )
 from vitalis_ingestion.store.samples import SampleStore
 from vitalis_ingestion.store.sources import SourceStore
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FieldViolation, InvalidArgument, NotFound
 
-LocatedDraft = tuple[str, SampleDraft]
+# A valid row with the index of its draft, so a location is only written out when one is reported.
+IndexedRow = tuple[int, SampleRow]
 
 
 class SampleWriter:
@@ -36,57 +40,64 @@ class SampleWriter:
     async def write(
         self,
         user_id: uuid.UUID,
-        drafts: Sequence[LocatedDraft],
+        drafts: Sequence[SampleDraft],
         *,
+        where: str,
         strict: bool,
         tally: WriteTally | None = None,
         import_job_id: uuid.UUID | None = None,
     ) -> WriteTally:
-        """Store ``drafts`` (each with its location, such as ``samples[3]``) and count the outcome.
+        """Store ``drafts`` (the list named ``where``, so the n-th is ``{where}[n]``) and count the outcome.
 
         ``strict`` (the API): a draft breaking the contract fails the whole call with
         INVALID_ARGUMENT and an unknown source with NOT_FOUND, before anything is written.
-        Otherwise (importers) such drafts are counted as rejected and the rest are written.
+        Otherwise such drafts are counted as rejected and the rest are written.
         """
         tally = tally if tally is not None else WriteTally()
         tally.received += len(drafts)
-        rows = self._validate(drafts, strict=strict, tally=tally)
-        rows = await self._known_references(user_id, rows, strict=strict, tally=tally)
+        rows = self._validate(drafts, where, strict=strict, tally=tally)
         if not rows:
             return tally
         await self._samples.ensure_partitions([row for _, row in rows])
         async with self._db.transaction(user_id=user_id) as conn:
-            result = await self._samples.write(
-                conn, user_id, [row for _, row in rows], import_job_id=import_job_id
-            )
+            # Checked in the writing transaction: one transaction per batch instead of two.
+            kept = await self._known_references(conn, user_id, rows, where, strict=strict, tally=tally)
+            if not kept:
+                return tally
+            result = await self._samples.write(conn, user_id, kept, import_job_id=import_job_id)
             job = f"users/{user_id}/importJobs/{import_job_id}" if import_job_id else ""
             await events.samples_ingested(conn, user_id, result.series, import_job=job)
-        tally.stored(new=result.new_count, written=len(rows))
+        tally.stored(new=result.new_count, written=len(kept))
         return tally
 
     @staticmethod
     def _validate(
-        drafts: Sequence[LocatedDraft], *, strict: bool, tally: WriteTally
-    ) -> list[tuple[str, SampleRow]]:
+        drafts: Sequence[SampleDraft], where: str, *, strict: bool, tally: WriteTally
+    ) -> list[IndexedRow]:
         now = datetime.now(UTC)
         violations: list[FieldViolation] = []
-        rows: list[tuple[str, SampleRow]] = []
-        for location, draft in drafts:
-            problems = contract_violations(draft, location)
-            if problems:
-                if strict:
-                    violations += problems
-                else:
-                    first = problems[0]
-                    tally.reject(Rejection("INVALID_RECORD", f"{first.field}: {first.description}", location))
-                continue
+        rows: list[IndexedRow] = []
+        for index, draft in enumerate(drafts):
             metric = metric_by_number(draft.metric)
-            assert metric is not None
+            if metric is None or not well_formed(draft, metric):
+                problems = contract_violations(draft, f"{where}[{index}]")
+                if problems:
+                    if strict:
+                        violations += problems
+                    else:
+                        first = problems[0]
+                        tally.reject(
+                            Rejection(
+                                "INVALID_RECORD", f"{first.field}: {first.description}", f"{where}[{index}]"
+                            )
+                        )
+                    continue
+                assert metric is not None
             outcome = canonical_row(draft, metric, now=now)
             if isinstance(outcome, Rejection):
-                tally.reject(located(outcome, location))
+                tally.reject(located(outcome, f"{where}[{index}]"))
             else:
-                rows.append((location, outcome))
+                rows.append((index, outcome))
         if violations:
             summary = "; ".join(f"{v.field}: {v.description}" for v in violations[:3])
             more = f" (and {len(violations) - 3} more)" if len(violations) > 3 else ""
@@ -94,26 +105,36 @@ class SampleWriter:
         return rows
 
     async def _known_references(
-        self, user_id: uuid.UUID, rows: list[tuple[str, SampleRow]], *, strict: bool, tally: WriteTally
-    ) -> list[tuple[str, SampleRow]]:
-        if not rows:
-            return rows
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        rows: list[IndexedRow],
+        where: str,
+        *,
+        strict: bool,
+        tally: WriteTally,
+    ) -> list[SampleRow]:
         source_ids = sorted({row.source_id for _, row in rows})
         device_ids = sorted({row.device_id for _, row in rows if row.device_id})
-        async with self._db.transaction(user_id=user_id, readonly=True) as conn:
-            known_sources = await self._sources.existing_source_ids(conn, user_id, source_ids)
-            known_devices = await self._sources.existing_device_ids(conn, user_id, device_ids)
-        kept: list[tuple[str, SampleRow]] = []
-        for location, row in rows:
+        known_sources = await self._sources.existing_source_ids(conn, user_id, source_ids)
+        known_devices = (
+            await self._sources.existing_device_ids(conn, user_id, device_ids) if device_ids else set()
+        )
+        if len(known_sources) == len(source_ids) and len(known_devices) == len(device_ids):
+            return [row for _, row in rows]
+        kept: list[SampleRow] = []
+        for index, row in rows:
             missing = None
             if row.source_id not in known_sources:
                 missing = f"source users/{user_id}/sources/{row.source_id} does not exist"
             elif row.device_id and row.device_id not in known_devices:
                 missing = f"device users/{user_id}/devices/{row.device_id} does not exist"
             if missing is None:
-                kept.append((location, row))
+                kept.append(row)
             elif strict:
-                raise NotFound(f"{location}: {missing}; nothing was written", reason="REFERENCE_NOT_FOUND")
+                raise NotFound(
+                    f"{where}[{index}]: {missing}; nothing was written", reason="REFERENCE_NOT_FOUND"
+                )
             else:
-                tally.reject(Rejection("UNKNOWN_SOURCE", missing, location))
+                tally.reject(Rejection("UNKNOWN_SOURCE", missing, f"{where}[{index}]"))
         return kept

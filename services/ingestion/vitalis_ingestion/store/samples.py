@@ -28,12 +28,19 @@ _STAGING_COLUMNS: Final = (
     "correlation_key",
     "metadata",
 )
-_CREATE_STAGING: Final = """
+# One round trip: the table lives as long as the connection, and is emptied at every commit. The
+# DELETE only finds rows when the same transaction staged a batch before (a rolled-back batch is
+# invisible); unlike TRUNCATE it changes no catalog entry, so the merge keeps its cached plan.
+_PREPARE_STAGING: Final = """
 CREATE TEMP TABLE IF NOT EXISTS sample_staging (
     metric smallint, hrv_method smallint, hrv_window_s integer, source_id text,
     start_time timestamptz, end_time timestamptz, sample_uid uuid, value double precision,
     utc_offset_s integer, device_id text, correlation_key text, metadata text
-) ON COMMIT DELETE ROWS"""
+) ON COMMIT DELETE ROWS;
+DELETE FROM sample_staging"""
+# The new rows per series, and the sources they were written to (their last write time and
+# metric types) in the same statement. The UUIDs of the new rows are only sent back when some
+# staged row was not new ($3 is how many were staged).
 _MERGE_STAGING: Final = """
 WITH inserted AS (
     INSERT INTO samples (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time,
@@ -42,10 +49,21 @@ WITH inserted AS (
            utc_offset_s, device_id, correlation_key, metadata::jsonb, $2
     FROM sample_staging
     ON CONFLICT DO NOTHING
-    RETURNING source_id, metric, hrv_method, start_time, end_time, sample_uid)
-SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
-       count(*) AS sample_count, array_agg(sample_uid) AS uids
-FROM inserted GROUP BY source_id, metric, hrv_method"""
+    RETURNING source_id, metric, hrv_method, start_time, end_time, sample_uid
+), series AS (
+    SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
+           count(*) AS sample_count, array_agg(sample_uid) AS uids
+    FROM inserted GROUP BY source_id, metric, hrv_method
+), written_sources AS (
+    UPDATE sources SET last_write_time = now(),
+           metric_types = ARRAY(SELECT DISTINCT m FROM unnest(sources.metric_types || written.metrics) AS m
+                                ORDER BY m)
+    FROM (SELECT source_id, array_agg(metric) AS metrics FROM series GROUP BY source_id) AS written
+    WHERE sources.user_id = $1 AND sources.source_id = written.source_id
+)
+SELECT source_id, metric, hrv_method, first_start, last_end, sample_count,
+       CASE WHEN sum(sample_count) OVER () < $3::bigint THEN uids END AS uids
+FROM series"""
 SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid,
     value,
     utc_offset_s, device_id, correlation_key, metadata, import_job_id, create_time"""
@@ -65,15 +83,16 @@ class IngestedSeries:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a write stored for the first time: per series, and the natural-key UUIDs of the new rows."""
+    """What a write stored for the first time: per series, and which rows were new."""
 
     series: list[IngestedSeries]
-    new_uids: set[str]
+    new_count: int
+    # The natural-key UUIDs of the new rows; None when every row written was new.
+    new_uids: frozenset[str] | None
 
-    @property
-    def new_count(self) -> int:
-        """How many rows were new."""
-        return len(self.new_uids)
+    def is_new(self, sample_uid: str) -> bool:
+        """Whether the row with this natural-key UUID was stored by this write."""
+        return self.new_uids is None or sample_uid in self.new_uids
 
 
 @dataclass(frozen=True)
@@ -161,12 +180,12 @@ class SampleStore:
     ) -> WriteResult:
         """COPY ``rows`` into a staging table and merge them by natural key; return what was new.
 
+        The sources written to get their last write time and metric types in the same statement.
         Must run in the caller's transaction, after :meth:`ensure_partitions`.
         """
         if not rows:
-            return WriteResult([], set())
-        await conn.execute(_CREATE_STAGING)
-        await conn.execute("TRUNCATE sample_staging")
+            return WriteResult([], 0, None)
+        await conn.execute(_PREPARE_STAGING)
         await conn.copy_records_to_table(
             "sample_staging",
             records=[
@@ -188,7 +207,7 @@ class SampleStore:
             ],
             columns=_STAGING_COLUMNS,
         )
-        merged = await conn.fetch(_MERGE_STAGING, user_id, import_job_id)
+        merged = await conn.fetch(_MERGE_STAGING, user_id, import_job_id, len(rows))
         series = [
             IngestedSeries(
                 source_id=record["source_id"],
@@ -200,18 +219,12 @@ class SampleStore:
             )
             for record in merged
         ]
-        if series:
-            await conn.execute(
-                """UPDATE sources SET last_write_time = now(),
-                          metric_types = ARRAY(SELECT DISTINCT m
-                                               FROM unnest(metric_types || $3::smallint[]) AS m
-                                               ORDER BY m)
-                   WHERE user_id = $1 AND source_id = ANY($2::text[])""",
-                user_id,
-                sorted({s.source_id for s in series}),
-                sorted({s.metric for s in series}),
-            )
-        return WriteResult(series, {uid.hex for record in merged for uid in record["uids"]})
+        new_count = sum(item.count for item in series)
+        if new_count == len(rows):
+            return WriteResult(series, new_count, None)
+        return WriteResult(
+            series, new_count, frozenset(uid.hex for record in merged for uid in record["uids"])
+        )
 
     async def get(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, parts: SampleIdParts
