@@ -32,7 +32,7 @@ from vitalis.documents.v1 import (
 )
 from vitalis_documents.extraction_bench.catalog import ANALYTES
 from vitalis_documents.extraction_bench.corpus import LAYOUTS, GeneratedReport, generate_report
-from vitalis_documents.parsing.report_reader import tesseract_available
+from vitalis_documents.parsing.engines import tesseract_available
 from vitalis_documents.pipeline import MAX_ATTEMPTS
 from vitalis_documents.storage.base import ObjectStorage
 

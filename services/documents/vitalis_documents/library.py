@@ -22,6 +22,7 @@ from vitalis_documents.domain.model import (
     ParseStateReason,
     default_kind,
 )
+from vitalis_documents.parsing.engines import unreadable_image
 from vitalis_documents.storage.base import ObjectStorage, content_key
 from vitalis_documents.store import ORDERINGS, Condition, DocumentStore, sort_value
 from vitalis_documents.uploads import StreamedUpload, too_large
@@ -85,8 +86,14 @@ def validate_fields(fields: DocumentFields, prefix: str) -> None:
         )
 
 
-def initial_parse_state(kind: DocumentKind, content_type: str) -> tuple[ParseState, ParseStateReason, str]:
-    """Where a new (or re-kinded) document starts in the parse pipeline."""
+def initial_parse_state(
+    kind: DocumentKind, content_type: str, *, ocr_available: bool
+) -> tuple[ParseState, ParseStateReason, str]:
+    """Where a new (or re-kinded) document starts in the parse pipeline.
+
+    An image that no text recognition engine can read waits for review at once: queueing it would
+    only end the same way.
+    """
     if kind != DocumentKind.LAB_REPORT:
         return ParseState.SKIPPED, ParseStateReason.KIND_NOT_PARSED, "Only lab reports are parsed."
     if content_type not in PARSEABLE_CONTENT_TYPES and not content_type.startswith("image/"):
@@ -95,6 +102,9 @@ def initial_parse_state(kind: DocumentKind, content_type: str) -> tuple[ParseSta
             ParseStateReason.UNSUPPORTED_CONTENT_TYPE,
             f"A {content_type} file cannot hold lab results; upload the report as a PDF.",
         )
+    unreadable = unreadable_image(content_type, ocr_available=ocr_available)
+    if unreadable is not None:
+        return ParseState.NEEDS_REVIEW, unreadable.reason, unreadable.message
     return ParseState.PENDING, ParseStateReason.UNSPECIFIED, ""
 
 
@@ -107,14 +117,19 @@ class DocumentLibrary:
         storage: ObjectStorage,
         *,
         max_upload_bytes: int,
+        ocr_available: bool = False,
         store: DocumentStore | None = None,
         on_parse_requested: Callable[[], None] = lambda: None,
     ) -> None:
-        """``on_parse_requested`` is called after a commit that queued a parse."""
+        """``on_parse_requested`` is called after a commit that queued a parse.
+
+        ``ocr_available`` says whether images can be read here (a text recognition engine is installed).
+        """
         self._db = db
         self._storage = storage
         self._store = store or DocumentStore()
         self.max_upload_bytes = max_upload_bytes
+        self.ocr_available = ocr_available
         self._on_parse_requested = on_parse_requested
 
     @property
@@ -163,7 +178,7 @@ class DocumentLibrary:
             async for chunk in chunks:
                 await upload.feed(chunk)
             await upload.finish()
-            sha256 = upload.digest.hexdigest()
+            sha256 = upload.sha256
             if declared_size and declared_size != upload.size:
                 raise InvalidArgument.for_field(
                     "metadata.size_bytes", f"says {declared_size} bytes but {upload.size} bytes were received"
@@ -204,7 +219,9 @@ class DocumentLibrary:
                 assert upload.writer is not None
                 await upload.writer.commit(key)
                 kind = fields.kind or default_kind(upload.content_type)
-                state, reason, message = initial_parse_state(kind, upload.content_type)
+                state, reason, message = initial_parse_state(
+                    kind, upload.content_type, ocr_available=self.ocr_available
+                )
                 document = await self._store.insert_document(
                     conn,
                     user_id=user_id,
@@ -299,7 +316,9 @@ class DocumentLibrary:
                 changes[path] = value
             new_kind = changes.get("kind", document.kind)
             if new_kind != document.kind and DocumentKind.LAB_REPORT in {new_kind, document.kind}:
-                state, reason, message = initial_parse_state(new_kind, document.content_type)
+                state, reason, message = initial_parse_state(
+                    new_kind, document.content_type, ocr_available=self.ocr_available
+                )
                 changes.update(parse_state=state, parse_state_reason=reason, parse_state_message=message)
                 if state == ParseState.PENDING:
                     await self._store.enqueue_parse(conn, user_id, document_id)

@@ -38,6 +38,7 @@ from vitalis_documents.domain.model import (
 )
 from vitalis_documents.library import DocumentLibrary
 from vitalis_documents.parsing import PARSER_VERSION
+from vitalis_documents.parsing.engines import unreadable_image
 from vitalis_documents.parsing.errors import ParseFailure
 from vitalis_documents.parsing.lab_report import LabReport
 from vitalis_documents.parsing.sandbox import ParseBudget, SandboxResult, parse_in_sandbox
@@ -240,6 +241,10 @@ class ParsePipeline:
             )
 
     async def _read(self, document: Document) -> tuple[LabReport, bool]:
+        # Known from the type alone: neither a copy of the file nor a parser process is needed.
+        unreadable = unreadable_image(document.content_type, ocr_available=self._library.ocr_available)
+        if unreadable is not None:
+            raise unreadable
         with tempfile.TemporaryDirectory(dir=self._scratch, prefix="vitalis-parse-") as folder:
             path = Path(folder) / "document"
             with path.open("wb") as handle:

@@ -25,6 +25,7 @@ from vitalis_documents.api.documents import DocumentServicer
 from vitalis_documents.api.extraction import ExtractionServicer
 from vitalis_documents.api.internal import DocumentInternalServicer, UserDataServicer
 from vitalis_documents.library import DocumentLibrary
+from vitalis_documents.parsing.engines import tesseract_available
 from vitalis_documents.parsing.sandbox import ParseBudget
 from vitalis_documents.pipeline import ParsePipeline
 from vitalis_documents.ports import BiomarkerDirectory
@@ -70,7 +71,11 @@ class DocumentsApplication:
         self.biomarkers = biomarkers
         self.service_names = SERVICE_NAMES
         self.library = DocumentLibrary(
-            deps.db, storage, max_upload_bytes=settings.max_upload_bytes, on_parse_requested=self._wake
+            deps.db,
+            storage,
+            max_upload_bytes=settings.max_upload_bytes,
+            ocr_available=tesseract_available(),
+            on_parse_requested=self._wake,
         )
         self.pipeline = ParsePipeline(
             self.library,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 
 from vitalis_documents.domain.sniffing import SNIFF_BYTES, sniff_content_type
@@ -10,34 +12,50 @@ from vitalis_runtime.errors import InvalidArgument, ResourceExhausted
 
 
 class StreamedUpload:
-    """Bytes streaming in: sniffed, hashed, counted and written to storage, never held whole."""
+    """Bytes streaming in: sniffed, hashed, counted and written to storage, never held whole.
+
+    A chunk is hashed (in a worker thread: ``hashlib`` releases the GIL on large buffers) and
+    written while the next one is being received, so at most two chunks are held at a time.
+    """
 
     def __init__(self, storage: ObjectStorage, max_bytes: int) -> None:
         """Write to ``storage``; refuse more than ``max_bytes``."""
         self._storage = storage
         self._max_bytes = max_bytes
-        self.digest = hashlib.sha256()
+        self._digest = hashlib.sha256()
         self.size = 0
         self.content_type = ""
-        self._head = bytearray()
+        self._head: list[bytes] = []
+        self._absorbing: asyncio.Future[None] | None = None
         self.writer: ObjectWriter | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The hex SHA-256 of the bytes fed (complete once :meth:`finish` returned)."""
+        return self._digest.hexdigest()
 
     async def feed(self, chunk: bytes) -> None:
         """Take the next bytes; the type is checked once enough bytes arrived to sniff it."""
         self.size += len(chunk)
         if self.size > self._max_bytes:
             raise too_large(self._max_bytes)
-        self.digest.update(chunk)
+        await self._settle()
         if self.writer is None:
-            self._head += chunk
-            if len(self._head) < SNIFF_BYTES:
+            self._head.append(chunk)
+            if self.size < SNIFF_BYTES:
                 return
-            await self._start()
-            return
-        await self.writer.write(chunk)
+            chunk = self._take_head()
+            await self._start(chunk)
+        self._absorbing = asyncio.ensure_future(self._absorb(chunk))
 
-    async def _start(self) -> None:
-        content_type = sniff_content_type(bytes(self._head[:SNIFF_BYTES]))
+    def _take_head(self) -> bytes:
+        # One element (the usual first chunk of a client) is returned as is, without a copy.
+        head = b"".join(self._head)
+        self._head = []
+        return head
+
+    async def _start(self, head: bytes) -> None:
+        content_type = sniff_content_type(head[:SNIFF_BYTES])
         if content_type is None:
             raise InvalidArgument(
                 "The file is not of an allowed type: upload a PDF, PNG, JPEG, HEIC, CSV, XML, ZIP or FIT"
@@ -46,20 +64,36 @@ class StreamedUpload:
             )
         self.content_type = content_type
         self.writer = await self._storage.open_writer()
-        await self.writer.write(bytes(self._head))
-        self._head = bytearray()
+
+    async def _absorb(self, chunk: bytes) -> None:
+        assert self.writer is not None
+        await asyncio.gather(asyncio.to_thread(self._digest.update, chunk), self.writer.write(chunk))
+
+    async def _settle(self) -> None:
+        """Wait until the chunk before is hashed and written; its failure surfaces here."""
+        absorbing, self._absorbing = self._absorbing, None
+        if absorbing is not None:
+            await absorbing
 
     async def finish(self) -> None:
-        """The stream ended: refuse an empty file, sniff a short one."""
+        """The stream ended: refuse an empty file, sniff a short one, wait for the last write."""
+        await self._settle()
         if self.size == 0:
             raise InvalidArgument(
                 "The upload carried no bytes; send the file's content.", reason="EMPTY_FILE"
             )
         if self.writer is None:
-            await self._start()
+            head = self._take_head()
+            await self._start(head)
+            await self._absorb(head)
 
     async def abort(self) -> None:
         """Discard what was staged (a no-op after the writer committed)."""
+        absorbing, self._absorbing = self._absorbing, None
+        if absorbing is not None:
+            # A write in flight finishes before its file is discarded.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(absorbing)
         if self.writer is not None:
             await self.writer.abort()
 

@@ -72,9 +72,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
                     )
                 if message.parent and message.parent != parent:
                     raise InvalidArgument.for_field("parent", "must be the same in every message")
-                if len(message.chunk) > MAX_CHUNK_BYTES:
+                # Every read of a bytes field copies it: read it once.
+                chunk = message.chunk
+                if len(chunk) > MAX_CHUNK_BYTES:
                     raise InvalidArgument.for_field("chunk", f"must be at most {MAX_CHUNK_BYTES} bytes")
-                yield message.chunk
+                yield chunk
 
         document = await self._library.upload(
             user_id,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from vitalis_documents.domain.model import ParseStateReason
+from vitalis_documents.parsing.engines import tesseract_available, unreadable_image
 from vitalis_documents.parsing.errors import ParseFailure
 from vitalis_documents.parsing.lab_report import LabReport, extract_lab_report
 from vitalis_documents.parsing.layout import PageText
@@ -13,20 +13,12 @@ from vitalis_documents.parsing.ocr import ocr_image, ocr_pdf_page
 from vitalis_documents.parsing.pdf_text import open_pdf, page_words
 
 
-def tesseract_available() -> bool:
-    """Whether a ``tesseract`` binary is on PATH."""
-    return shutil.which("tesseract") is not None
-
-
 def read_report(path: Path, content_type: str, *, max_pages: int) -> tuple[LabReport, bool]:
     """The report's results and whether OCR was used; ParseFailure when nothing can be read."""
     if content_type.startswith("image/"):
-        if content_type == "image/heic" or not tesseract_available():
-            raise ParseFailure(
-                ParseStateReason.NO_TEXT_LAYER,
-                "The report is an image and no text recognition engine is installed; enter the results by"
-                " hand or upload the PDF the lab sent.",
-            )
+        unreadable = unreadable_image(content_type, ocr_available=tesseract_available())
+        if unreadable is not None:
+            raise unreadable
         return extract_lab_report([ocr_image(path)]), True
     document = open_pdf(path, max_pages=max_pages)
     try:

@@ -115,6 +115,9 @@ class _DiskWriter:
         def finish() -> None:
             self._handle.flush()
             os.fsync(self._handle.fileno())
+            # The bytes are on disk and seldom read back soon (a parse, a download): their cached
+            # pages are let go, so uploads reuse a few pages instead of filling memory with new ones.
+            os.posix_fadvise(self._handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             self._handle.close()
             self._storage._install(self._path, key)
 
