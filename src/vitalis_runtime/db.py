@@ -5,6 +5,14 @@ Every transaction starts with ``set_config('app.current_user_id', <user id>, tru
 ``NULLIF(current_setting('app.current_user_id', true), '')``. The setting ends with the transaction,
 so a pooled connection never carries one user's identity into another user's work.
 
+A transaction costs two round trips besides its own statements: ``BEGIN`` and the settings travel
+together in one simple query, and ``COMMIT`` (or ``ROLLBACK``) ends it. A connection whose only use
+was such a finished transaction goes back to the pool without asyncpg's session reset (advisory
+unlock, ``CLOSE ALL``, ``UNLISTEN``, ``RESET ALL``): everything a transaction sets with ``SET LOCAL``
+or takes as a transaction-scoped lock ends with it, so work inside a transaction must not change the
+session itself (plain ``SET``, ``LISTEN``, session advisory locks). Connections taken from
+:attr:`Database.pool` directly are reset in full when released.
+
 Driver errors are translated once, here, into the runtime's error model (see
 :func:`translate_database_errors`): an unreachable server is ``Unavailable``, a serialization
 failure or deadlock is ``Aborted`` (retrying may succeed), a cancelled statement (statement timeout)
@@ -27,6 +35,12 @@ from vitalis_runtime import errors
 from vitalis_runtime.request_context import current_time_remaining
 
 ISOLATION_LEVELS: Final = frozenset({"read_committed", "repeatable_read", "serializable"})
+_BEGIN: Final = {
+    (isolation, readonly): f"BEGIN ISOLATION LEVEL {isolation.replace('_', ' ').upper()}"
+    + (" READ ONLY" if readonly else "")
+    for isolation in ISOLATION_LEVELS
+    for readonly in (False, True)
+}
 USER_ID_SETTING: Final = "app.current_user_id"
 _PLAIN_IDENTIFIER: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -94,16 +108,83 @@ def sql_identifier(name: str) -> str:
     return f'"{name}"'
 
 
+def _user_setting(user_id: object) -> str:
+    """The text of ``app.current_user_id`` for ``user_id``: its canonical form, or empty for none.
+
+    Typed loosely on purpose: the text goes into a statement, so whatever a caller passed is checked.
+    """
+    if user_id is None:
+        return ""
+    if isinstance(user_id, uuid.UUID):
+        return str(user_id)
+    # Anything else must parse as a UUID; its canonical text is what goes into the statement.
+    return str(uuid.UUID(str(user_id)))
+
+
+async def _roll_back(conn: asyncpg.Connection) -> bool:
+    """End the connection's open transaction after a failure; False when the connection cannot.
+
+    A connection still busy with a cancelled statement, or broken, is left to the pool, which
+    waits for the cancellation or discards the connection.
+    """
+    if conn.is_closed():
+        return False
+    if not conn.is_in_transaction():
+        return True
+    try:
+        await conn.execute("ROLLBACK")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        return False
+    return True
+
+
+class _SettledConnections:
+    """The pool's reset hook: connections whose only use was a finished transaction skip the reset.
+
+    Keyed by the server process id of the connections being released; an id is only here between
+    the end of a transaction and the end of that connection's release.
+    """
+
+    def __init__(self) -> None:
+        self._server_pids: set[int] = set()
+
+    def add(self, server_pid: int) -> None:
+        """The connection of ``server_pid`` ended its transaction and has done nothing else."""
+        self._server_pids.add(server_pid)
+
+    def discard(self, server_pid: int) -> None:
+        """The connection of ``server_pid`` has been released."""
+        self._server_pids.discard(server_pid)
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        """asyncpg's session reset, unless the connection only ran a finished transaction."""
+        if conn.get_server_pid() in self._server_pids:
+            return
+        reset_query = conn.get_reset_query()
+        if reset_query:
+            await conn.execute(reset_query)
+
+
 class Database:
     """A connection pool; use :meth:`transaction` for every unit of work."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, acquire_timeout: float, statement_timeout_ms: int = 15000
+        self,
+        pool: asyncpg.Pool,
+        *,
+        acquire_timeout: float,
+        statement_timeout_ms: int = 15000,
+        settled: _SettledConnections | None = None,
     ) -> None:
-        """Wrap an open pool; prefer :meth:`connect`, which also configures its connections."""
+        """Wrap an open pool; prefer :meth:`connect`, which also configures its connections.
+
+        ``settled`` is the pool's reset hook (see :meth:`connect`); without it, connections are
+        simply reset by the pool as usual.
+        """
         self._pool = pool
         self._acquire_timeout = acquire_timeout
         self._statement_timeout_ms = statement_timeout_ms
+        self._settled = settled or _SettledConnections()
 
     @classmethod
     async def connect(
@@ -134,16 +215,23 @@ class Database:
                 await conn.execute(f"SET ROLE {_quote_identifier(role)}")
             await _register_json_codecs(conn)
 
+        settled = _SettledConnections()
         with translate_database_errors():
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 init=init,
+                reset=settled.reset,
                 timeout=acquire_timeout,
                 server_settings=settings,
             )
-        return cls(pool, acquire_timeout=acquire_timeout, statement_timeout_ms=statement_timeout_ms)
+        return cls(
+            pool,
+            acquire_timeout=acquire_timeout,
+            statement_timeout_ms=statement_timeout_ms,
+            settled=settled,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -172,6 +260,7 @@ class Database:
     ) -> AsyncIterator[asyncpg.Connection]:
         if self._pool.is_closing():
             raise errors.Unavailable("The database connection pool is closed.", reason="DATABASE_UNAVAILABLE")
+        user = _user_setting(user_id)
         with translate_database_errors():
             try:
                 conn: asyncpg.Connection = await self._pool.acquire(timeout=self._acquire_timeout)
@@ -179,17 +268,34 @@ class Database:
                 raise errors.Unavailable(
                     "No database connection became free in time.", reason="DATABASE_UNAVAILABLE"
                 ) from error
+            server_pid = conn.get_server_pid()
             try:
-                async with conn.transaction(isolation=isolation, readonly=readonly):
-                    await conn.execute(
-                        "SELECT set_config($1, $2, true), set_config('statement_timeout', $3, true)",
-                        USER_ID_SETTING,
-                        "" if user_id is None else str(user_id),
-                        self._statement_timeout_for_request(),
-                    )
+                try:
+                    await conn.execute(self._start_statement(user, readonly=readonly, isolation=isolation))
                     yield conn
+                except BaseException:
+                    if await _roll_back(conn):
+                        self._settled.add(server_pid)
+                    raise
+                await conn.execute("COMMIT")
+                self._settled.add(server_pid)
             finally:
-                await self._pool.release(conn)
+                try:
+                    await self._pool.release(conn)
+                finally:
+                    self._settled.discard(server_pid)
+
+    def _start_statement(self, user: str, *, readonly: bool, isolation: str) -> str:
+        """``BEGIN`` and the transaction's settings as one simple query (one round trip).
+
+        The values are written into the text because a simple query takes no parameters; both are
+        made from typed values (a UUID's canonical text, a number of milliseconds), never from a
+        caller's string.
+        """
+        return (
+            f"{_BEGIN[isolation, readonly]}; SELECT set_config('{USER_ID_SETTING}', '{user}', true), "
+            f"set_config('statement_timeout', '{self._statement_timeout_for_request()}', true)"
+        )
 
     def _statement_timeout_for_request(self) -> str:
         """The session's statement timeout, cut to what is left of the caller's deadline."""

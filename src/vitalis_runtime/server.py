@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from vitalis_runtime.auth_cache import CachingVerifier
 from vitalis_runtime.health import HealthReporter, ReadinessCheck
 from vitalis_runtime.interceptors import server_interceptors
 from vitalis_runtime.metrics import RpcMetrics
@@ -73,11 +74,13 @@ async def create_server(
     ``register`` adds the service's servicers; ``service_names`` are their full names
     (``vitalis.identity.v1.AuthService``), reported by health and reflection. ``address`` with
     port 0 binds a free port. Health starts NOT_SERVING until the readiness checks first pass.
+    The principals ``verifier`` accepts are remembered for a short while (see
+    :mod:`vitalis_runtime.auth_cache`).
     """
     server = grpc.aio.server(
         interceptors=server_interceptors(
             service_name=service_name,
-            verifier=verifier,
+            verifier=None if verifier is None else CachingVerifier(verifier),
             public_methods=public_methods,
             metrics=metrics,
             tracing=tracing,

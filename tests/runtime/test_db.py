@@ -193,3 +193,82 @@ async def test_advisory_lock_outside_a_transaction_is_refused(app_db: Database) 
     async with app_db.pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="inside a transaction"):
             await advisory_lock(conn, "anything")
+
+
+async def test_a_transaction_has_the_isolation_and_access_mode_asked_for(app_db: Database) -> None:
+    async with app_db.transaction(user_id=None, isolation="repeatable_read", readonly=True) as conn:
+        isolation = await conn.fetchval("SELECT current_setting('transaction_isolation')")
+        read_only = await conn.fetchval("SELECT current_setting('transaction_read_only')")
+    async with app_db.transaction(user_id=None) as conn:
+        default_isolation = await conn.fetchval("SELECT current_setting('transaction_isolation')")
+        default_read_only = await conn.fetchval("SELECT current_setting('transaction_read_only')")
+
+    assert (isolation, read_only) == ("repeatable read", "on")
+    assert (default_isolation, default_read_only) == ("read committed", "off")
+
+
+async def test_a_read_only_transaction_cannot_write(app_db: Database) -> None:
+    alice = uuid.uuid4()
+
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with app_db.transaction(user_id=alice, readonly=True) as conn:
+            await conn.execute("INSERT INTO app.notes (user_id, body) VALUES ($1, 'x')", alice)
+
+
+async def test_a_user_id_given_as_text_is_used_only_in_its_canonical_form(app_db: Database) -> None:
+    alice = uuid.uuid4()
+
+    async with app_db.transaction(user_id=str(alice).upper()) as conn:  # type: ignore[arg-type]
+        setting = await conn.fetchval("SELECT current_setting('app.current_user_id')")
+    with pytest.raises(ValueError, match="hexadecimal UUID"):
+        async with app_db.transaction(user_id="x', true); DROP TABLE app.notes; --"):  # type: ignore[arg-type]
+            pass
+
+    assert setting == str(alice)
+
+
+async def test_a_finished_transaction_returns_its_connection_without_a_session_reset(
+    migrated: MigratedSchema,
+) -> None:
+    db = await Database.connect(migrated.admin_url, role=migrated.app_role, min_size=1, max_size=1)
+    admin = await asyncpg.connect(migrated.admin_url)
+    try:
+        async with db.transaction(user_id=uuid.uuid4(), readonly=True) as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+        last_after_commit = await admin.fetchval("SELECT query FROM pg_stat_activity WHERE pid = $1", backend)
+        with pytest.raises(RuntimeError):
+            async with db.transaction(user_id=uuid.uuid4()) as conn:
+                raise RuntimeError("boom")
+        last_after_rollback = await admin.fetchval(
+            "SELECT query FROM pg_stat_activity WHERE pid = $1", backend
+        )
+    finally:
+        await admin.close()
+        await db.close()
+
+    assert last_after_commit == "COMMIT"
+    assert last_after_rollback == "ROLLBACK"
+
+
+async def test_a_connection_used_outside_a_transaction_is_reset_when_released(
+    migrated: MigratedSchema,
+) -> None:
+    db = await Database.connect(migrated.admin_url, role=migrated.app_role, min_size=1, max_size=1)
+    try:
+        async with db.pool.acquire() as conn:
+            first_backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await conn.execute("SET app.current_user_id = 'left-behind'")
+            await conn.execute("LISTEN left_behind")
+        async with db.transaction(user_id=None) as conn:
+            second_backend = await conn.fetchval("SELECT pg_backend_pid()")
+            setting = await conn.fetchval("SELECT current_setting('app.current_user_id', true)")
+            channels = await conn.fetch("SELECT pg_listening_channels()")
+        async with db.transaction(user_id=None) as conn:
+            after_transaction = await conn.fetchval("SELECT current_setting('app.current_user_id', true)")
+    finally:
+        await db.close()
+
+    assert first_backend == second_backend
+    assert setting == ""
+    assert channels == []
+    assert after_transaction == ""

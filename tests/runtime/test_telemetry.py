@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
+from typing import NamedTuple
 
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from vitalis_runtime.telemetry import configure_tracing, extract_context, inject_headers
+from vitalis_runtime.telemetry import configure_tracing, extract_context, inject_headers, is_traced
 
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 SPAN_ID = 0xB7AD6B7169203331
@@ -66,3 +67,15 @@ async def test_with_an_endpoint_spans_are_exported_and_asyncpg_is_instrumented()
 
     assert process.returncode == 0, stderr.decode()
     assert stdout.decode().strip() == "ok"
+
+
+class CallDetails(NamedTuple):
+    method: str
+    invocation_metadata: tuple[tuple[str, str], ...] = ()
+
+
+def test_every_server_call_but_health_checks_is_traced() -> None:
+    assert is_traced(CallDetails("/vitalis.biomarkers.v1.PanelService/ListMarkers"))  # type: ignore[arg-type]
+    assert is_traced(CallDetails("/grpc.health.v1.HealthService/Check"))  # type: ignore[arg-type]
+    assert not is_traced(CallDetails("/grpc.health.v1.Health/Check"))  # type: ignore[arg-type]
+    assert not is_traced(CallDetails("/grpc.health.v1.Health/Watch"))  # type: ignore[arg-type]
