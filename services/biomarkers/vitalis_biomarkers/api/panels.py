@@ -211,9 +211,10 @@ class PanelServicer(panel_service_pb2_grpc.PanelServiceServicer):
             items = items[:size]
             _, last_time, last = items[-1]
             token = self._pages.token(time_cursor_of(last_time, last.id), fingerprint)
+        owner = str(user_id)
         return panel_service_pb2.ListMarkersResponse(
             markers=[
-                marker_to_proto(panel_name(user_id, owner_panel), collection_time, marker)
+                marker_to_proto(panel_name(owner, owner_panel), collection_time, marker)
                 for owner_panel, collection_time, marker in items
             ],
             next_page_token=token,

@@ -178,8 +178,8 @@ class Panel:
         return f"{self.name}/markers/{marker.id}"
 
 
-def panel_name(user_id: uuid.UUID, panel_id: uuid.UUID) -> str:
-    """``users/{user}/panels/{panel}``."""
+def panel_name(user_id: uuid.UUID | str, panel_id: uuid.UUID | str) -> str:
+    """``users/{user}/panels/{panel}`` (IDs as UUIDs or their text)."""
     return f"users/{user_id}/panels/{panel_id}"
 
 

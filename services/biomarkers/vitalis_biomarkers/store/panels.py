@@ -21,6 +21,14 @@ from vitalis_biomarkers.domain.panels import (
 )
 from vitalis_biomarkers.domain.scoring import CandidateMarker
 
+# Enum members by stored value: a dictionary lookup costs a tenth of calling the Enum, and a history
+# read turns hundreds of rows into markers.
+_COMPARATORS = {member.value: member for member in Comparator}
+_FLAGS = {member.value: member for member in Flag}
+_FLAG_BASES = {member.value: member for member in FlagBasis}
+_OPTIMAL_STATUSES = {member.value: member for member in OptimalStatus}
+_NO_LAB_RANGE = LabRange()
+
 _MARKER_COLUMNS = """marker_id, panel_id, position, biomarker_id, reported_name, value, comparator,
     reported_value, reported_unit, canonical_value, canonical_unit, lab_low, lab_high, lab_text,
     reported_flag, flag, flag_basis, optimal_status, provenance, note, dictionary_version,
@@ -41,6 +49,8 @@ async def lock_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> None:
 
 
 def _marker(row: asyncpg.Record) -> Marker:
+    low, high, text = row["lab_low"], row["lab_high"], row["lab_text"]
+    provenance = row["provenance"]
     return Marker(
         id=row["marker_id"],
         biomarker_id=row["biomarker_id"],
@@ -48,16 +58,16 @@ def _marker(row: asyncpg.Record) -> Marker:
         reported_unit=row["reported_unit"],
         canonical_value=row["canonical_value"],
         canonical_unit=row["canonical_unit"],
-        flag=Flag(row["flag"]),
-        flag_basis=FlagBasis(row["flag_basis"]),
-        optimal_status=OptimalStatus(row["optimal_status"]),
+        flag=_FLAGS[row["flag"]],
+        flag_basis=_FLAG_BASES[row["flag_basis"]],
+        optimal_status=_OPTIMAL_STATUSES[row["optimal_status"]],
         dictionary_version=row["dictionary_version"],
         reported_name=row["reported_name"],
-        comparator=Comparator(row["comparator"]),
+        comparator=_COMPARATORS[row["comparator"]],
         reported_value=row["reported_value"],
-        lab_range=LabRange(row["lab_low"], row["lab_high"], row["lab_text"]),
+        lab_range=_NO_LAB_RANGE if low is None and high is None and not text else LabRange(low, high, text),
         reported_flag=row["reported_flag"],
-        provenance=Provenance.from_json(row["provenance"]),
+        provenance=None if provenance is None else Provenance.from_json(provenance),
         note=row["note"],
         extracted_marker=row["extracted_marker"],
     )
@@ -291,28 +301,40 @@ class PanelStore:
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
     ) -> list[tuple[uuid.UUID, datetime, Marker]]:
-        """Markers (with their panel and collection time) in collection-time order after ``after``."""
+        """Markers (with their panel and collection time) in collection-time order after ``after``.
+
+        The statement names only the filters given, so that each combination is a plain prepared
+        statement whose plan PostgreSQL keeps (a biomarker's history is one scan of
+        ``markers_history``) instead of planning a catch-all statement again on every call.
+        """
         direction, comparison = ("ASC", ">") if ascending else ("DESC", "<")
+        arguments: list[Any] = [user_id]
+
+        def bind(value: Any) -> str:
+            arguments.append(value)
+            return f"${len(arguments)}"
+
+        conditions = ["user_id = $1"]
+        if panel_id is not None:
+            conditions.append(f"panel_id = {bind(panel_id)}")
+        if biomarker_id is not None:
+            conditions.append(f"biomarker_id = {bind(biomarker_id)}")
+        if interval.start is not None:
+            conditions.append(f"collection_time >= {bind(interval.start)}")
+        if interval.end is not None:
+            conditions.append(f"collection_time < {bind(interval.end)}")
+        if flags:
+            conditions.append(f"flag = ANY({bind([flag.value for flag in flags])}::int2[])")
+        if after is not None:
+            conditions.append(
+                f"(collection_time, marker_id) {comparison} ({bind(after[0])}, {bind(after[1])}::uuid)"
+            )
         rows = await conn.fetch(
             f"""SELECT {_MARKER_COLUMNS} FROM markers
-                WHERE user_id = $1
-                  AND ($2::uuid IS NULL OR panel_id = $2)
-                  AND ($3::text IS NULL OR biomarker_id = $3)
-                  AND ($4::timestamptz IS NULL OR collection_time >= $4)
-                  AND ($5::timestamptz IS NULL OR collection_time < $5)
-                  AND (cardinality($6::int2[]) = 0 OR flag = ANY($6))
-                  AND ($7::timestamptz IS NULL OR (collection_time, marker_id) {comparison} ($7, $8::uuid))
+                WHERE {" AND ".join(conditions)}
                 ORDER BY collection_time {direction}, marker_id {direction}
-                LIMIT $9""",
-            user_id,
-            panel_id,
-            biomarker_id,
-            interval.start,
-            interval.end,
-            [flag.value for flag in flags],
-            after[0] if after else None,
-            after[1] if after else None,
-            limit,
+                LIMIT {bind(limit)}""",
+            *arguments,
         )
         return [(row["panel_id"], row["collection_time"], _marker(row)) for row in rows]
 
