@@ -98,7 +98,8 @@ class Target:
     bound: Bound = Bound.AT_LEAST
     value: float = 0.0
     why_missed: str = ""
-    """Known cause to print when the target is missed (e.g. where the time goes)."""
+    """Known cause to print when the target is missed; a throughput miss also names the processes
+    that spent the extra CPU per unit."""
     fixed_reference: tuple[float, str] | None = None
     """A known quantity instead of a reference arm, e.g. ``(20.0, "the largest file, 20 MB")``."""
 
@@ -233,7 +234,11 @@ def evaluate(target: Target, outcomes: Mapping[str, ArmOutcome]) -> Row:
     met = ratio >= target.value if target.bound is Bound.AT_LEAST else ratio <= target.value
     note = _errors_note(arm, reference)
     if not met:
-        why = target.why_missed or _default_why(arm, reference)
+        # A stated cause of a missed throughput still comes with where the extra CPU went.
+        causes = [target.why_missed] if target.why_missed else []
+        if target.metric is Metric.THROUGHPUT or not causes:
+            causes.append(_default_why(arm, reference))
+        why = "; ".join(causes)
         note = f"{why}; {note}" if note else why
     return Row(**base, measured=measured, ratio=ratio, met=met, note=note)
 

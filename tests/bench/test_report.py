@@ -221,3 +221,15 @@ def test_a_miss_with_less_cpu_everywhere_says_so() -> None:
     )
     assert row.met is False
     assert "less CPU per page than the reference in every process" in row.note
+
+
+def test_a_stated_cause_of_a_missed_throughput_comes_with_where_the_cpu_went() -> None:
+    target = Target(
+        "B9", "x vs y", arm="x", reference="y", value=1.0, why_missed="every row is inserted twice"
+    )
+    outcomes = {"x": arm("x", [50.0], cpu=4.0), "y": arm("y", [100.0], cpu=1.0)}
+
+    row = evaluate(target, outcomes)
+
+    assert row.met is False
+    assert row.note.startswith("every row is inserted twice; extra CPU per req: service +")
