@@ -8,8 +8,11 @@
 5. :class:`AuthenticationInterceptor` — every non-public method needs a valid bearer token, whose
    :class:`~vitalis_runtime.auth.Principal` is then bound for the handler.
 
-The request id is echoed in the initial metadata just before the first response (earlier, and the
-client could no longer retry an UNAVAILABLE call) and in the trailing metadata of errors.
+The request id is echoed in the trailing metadata of a single-response call, where it travels in the
+same batch as the response and the status (initial metadata of its own would cost the call a batch,
+and a frame, more); a streaming call echoes it in the initial metadata just before the first response
+(earlier, and the client could no longer retry an UNAVAILABLE call). Errors carry it in their
+trailing metadata.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ class RequestContextInterceptor(CallInterceptor):
             time_remaining=_time_remaining(call),
         ) as request:
             response = await invoke()
-            await _echo_request_id(call.context, request.request_id)
+            _echo_request_id_in_trailers(call.context, request.request_id)
             return response
 
     async def stream(self, call: RpcCall, invoke: InvokeStream) -> AsyncGenerator[Any, None]:
@@ -127,6 +130,12 @@ class RequestContextInterceptor(CallInterceptor):
                     yield response
             if not echoed:
                 await _echo_request_id(call.context, request.request_id)
+
+
+def _echo_request_id_in_trailers(context: ServicerContext, request_id: str) -> None:
+    # Keep whatever trailing metadata the handler set itself.
+    trailing = tuple(context.trailing_metadata() or ())
+    context.set_trailing_metadata((*trailing, (REQUEST_ID_HEADER, request_id)))
 
 
 async def _echo_request_id(context: ServicerContext, request_id: str) -> None:

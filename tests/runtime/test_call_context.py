@@ -36,6 +36,11 @@ async def fail(request: S, context: Any) -> S:
     raise errors.NotFound("gone")
 
 
+async def annotate(request: S, context: Any) -> S:
+    context.set_trailing_metadata((("x-annotation", "kept"),))
+    return S(value="annotated")
+
+
 async def trace_id(request: S, context: Any) -> S:
     return S(value=format(trace.get_current_span().get_span_context().trace_id, "032x"))
 
@@ -45,6 +50,7 @@ HANDLERS = {
     "DescribeTwice": grpc.unary_stream_rpc_method_handler(describe_twice, S.FromString, S.SerializeToString),
     "Fail": grpc.unary_unary_rpc_method_handler(fail, S.FromString, S.SerializeToString),
     "TraceId": grpc.unary_unary_rpc_method_handler(trace_id, S.FromString, S.SerializeToString),
+    "Annotate": grpc.unary_unary_rpc_method_handler(annotate, S.FromString, S.SerializeToString),
 }
 
 
@@ -76,7 +82,7 @@ async def test_the_callers_request_id_is_bound_and_echoed(channel: grpc.aio.Chan
     response = await call
 
     assert response.value == f"req-42 /{SERVICE}/Describe"
-    assert (await call.initial_metadata())["x-request-id"] == "req-42"
+    assert ("x-request-id", "req-42") in tuple(await call.trailing_metadata() or ())
 
 
 async def test_a_request_id_is_generated_when_the_caller_sends_none(channel: grpc.aio.Channel) -> None:
@@ -84,9 +90,19 @@ async def test_a_request_id_is_generated_when_the_caller_sends_none(channel: grp
 
     response = await call
 
-    echoed = (await call.initial_metadata())["x-request-id"]
+    echoed = dict(await call.trailing_metadata() or ())["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", str(echoed))
     assert response.value.startswith(str(echoed))
+
+
+async def test_the_request_id_joins_the_trailers_a_handler_set(channel: grpc.aio.Channel) -> None:
+    call = unary(channel, "Annotate")(S(), metadata=(("x-request-id", "req-7"),), timeout=5)
+
+    await call
+    trailing = tuple(await call.trailing_metadata() or ())
+
+    assert ("x-annotation", "kept") in trailing
+    assert ("x-request-id", "req-7") in trailing
 
 
 @pytest.mark.parametrize("unacceptable", ["x" * 200, "spaces are not allowed", "semi;colon"])
@@ -96,7 +112,7 @@ async def test_an_unacceptable_request_id_is_replaced(channel: grpc.aio.Channel,
     response = await call
 
     assert unacceptable not in response.value
-    assert (await call.initial_metadata())["x-request-id"] != unacceptable
+    assert dict(await call.trailing_metadata() or ())["x-request-id"] != unacceptable
 
 
 async def test_a_streaming_call_echoes_its_request_id_before_the_first_message(

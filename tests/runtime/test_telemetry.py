@@ -49,9 +49,15 @@ async def test_with_an_endpoint_spans_are_exported_and_asyncpg_is_instrumented()
         from opentelemetry import trace
         from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
         from opentelemetry.sdk.trace import TracerProvider
-        from vitalis_runtime.telemetry import configure_tracing
+        from vitalis_runtime.telemetry import (
+            TraceContextInterceptor,
+            configure_tracing,
+            server_tracing_interceptor,
+        )
 
+        assert isinstance(server_tracing_interceptor(), TraceContextInterceptor)
         provider = configure_tracing("identity", "http://127.0.0.1:4317")
+        assert not isinstance(server_tracing_interceptor(), TraceContextInterceptor)
         assert isinstance(provider, TracerProvider)
         assert trace.get_tracer_provider() is provider
         assert provider.resource.attributes["service.name"] == "identity"
