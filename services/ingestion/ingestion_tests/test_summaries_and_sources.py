@@ -147,6 +147,36 @@ async def test_daily_summaries_split_midnight_and_follow_source_priority(
     assert policy.samples == daily_summary_pb2.DAY_ATTRIBUTION_CALENDAR_DAY
 
 
+async def test_a_long_cumulative_sample_counts_its_share_on_every_day_it_spans(
+    service: Any, make_source: Any
+) -> None:
+    pedometer = await make_source("pedometer")
+    # 2,000 steps over twenty UTC days: 100 a day, also on days long after the sample started.
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    await write(
+        service,
+        [
+            sample(pedometer, STEPS, 2000, start, minutes=20 * 24 * 60),
+            sample(pedometer, HR, 70, start + timedelta(days=14, hours=12)),
+        ],
+    )
+    stub = daily_summary_service_pb2_grpc.DailySummaryServiceStub(service.channel)
+    for day, heart_rates in (("2024-03-01", 0), ("2024-03-15", 1), ("2024-03-20", 0)):
+        summary = await stub.GetDailySummary(
+            daily_summary_service_pb2.GetDailySummaryRequest(name=f"{pedometer}/dailySummaries/{day}"),
+            metadata=service.me,
+        )
+        by_metric = {m.metric_type: m for m in summary.metrics}
+        assert by_metric[STEPS].sum == pytest.approx(100), day
+        assert (by_metric[HR].count if HR in by_metric else 0) == heart_rates, day
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.GetDailySummary(
+            daily_summary_service_pb2.GetDailySummaryRequest(name=f"{pedometer}/dailySummaries/2024-03-21"),
+            metadata=service.me,
+        )
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_sleep_counts_towards_the_day_it_ends(service: Any, make_source: Any) -> None:
     ring = await make_source("ring")
     start = datetime(2024, 5, 1, 21, 0, tzinfo=UTC)

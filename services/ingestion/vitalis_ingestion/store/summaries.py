@@ -4,24 +4,40 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 
 import asyncpg
 
+from vitalis_ingestion.domain.metrics import METRICS, HrvMethod
 from vitalis_ingestion.domain.summaries import DayAggregate
 
-_DAY_SQL: Final = """
-WITH chosen AS (
+_LOCAL_TIMES: Final = """
     SELECT source_id, metric, hrv_method, hrv_window_s, value, create_time,
            CASE WHEN utc_offset_s IS NULL THEN start_time AT TIME ZONE $4
                 ELSE (start_time AT TIME ZONE 'UTC') + make_interval(secs => utc_offset_s) END AS local_start,
            CASE WHEN utc_offset_s IS NULL THEN end_time AT TIME ZONE $4
                 ELSE (end_time AT TIME ZONE 'UTC') + make_interval(secs => utc_offset_s) END AS local_end,
            metric = ANY($5::smallint[]) AS cumulative
-    FROM samples
-    WHERE user_id = $1 AND start_time >= $2 AND start_time < $3
-      AND ($8::text IS NULL OR source_id = $8)
+    FROM samples"""
+# Samples that start from two days before the first day ($11) may fall on the days asked for; earlier
+# ones only when cumulative and ending after that. Naming every metric and HRV method ($9, $10) lets
+# each index scan start at the time range instead of reading all the user's samples. Rows are
+# then kept only when their local interval meets the days asked for, before days are spread.
+_DAY_SQL: Final = f"""
+WITH chosen AS (
+    SELECT * FROM (
+        {_LOCAL_TIMES}
+        WHERE user_id = $1 AND metric = ANY($9::smallint[]) AND hrv_method = ANY($10::smallint[])
+          AND start_time >= $11 AND start_time < $3
+          AND ($8::text IS NULL OR source_id = $8)
+        UNION ALL
+        {_LOCAL_TIMES}
+        WHERE user_id = $1 AND metric = ANY($5::smallint[]) AND hrv_method = ANY($10::smallint[])
+          AND start_time >= $2 AND start_time < $11 AND end_time > $11
+          AND ($8::text IS NULL OR source_id = $8)
+    ) AS windowed
+    WHERE local_start < $7::date + 1 AND (local_start >= $6::date OR (cumulative AND local_end > $6::date))
 ), parts AS (
     SELECT c.source_id, c.metric, c.hrv_method, c.hrv_window_s, c.create_time, d.day::date AS day,
            CASE WHEN c.cumulative AND c.local_end > c.local_start
@@ -43,6 +59,10 @@ FROM parts
 WHERE day >= $6 AND day <= $7
 GROUP BY day, source_id, metric, hrv_method, hrv_window_s
 ORDER BY day, source_id, metric, hrv_method, hrv_window_s"""
+_ALL_METRICS: Final = [metric.number for metric in METRICS]
+_ALL_HRV_METHODS: Final = [int(method) for method in HrvMethod]
+# Wider than any UTC offset a local day can have, so the split above never loses a sample.
+_OFFSET_MARGIN: Final = timedelta(days=2)
 
 
 class SummaryStore:
@@ -60,7 +80,14 @@ class SummaryStore:
         cumulative_metrics: Sequence[int],
         source_id: str | None,
     ) -> list[DayAggregate]:
-        """Per (day, source, series) aggregates of samples attributed to days in [first_day, last_day]."""
+        """Per (day, source, series) aggregates of samples attributed to days in [first_day, last_day].
+
+        Runs in the caller's transaction.
+        """
+        recent = max(window[0], datetime.combine(first_day, time(), UTC) - _OFFSET_MARGIN)
+        # A day's samples are enough rows for the planner to compile the query to machine code, which
+        # takes longer than running it; the setting ends with the caller's transaction.
+        await conn.execute("SET LOCAL jit = off")
         rows = await conn.fetch(
             _DAY_SQL,
             user_id,
@@ -71,6 +98,9 @@ class SummaryStore:
             first_day,
             last_day,
             source_id,
+            _ALL_METRICS,
+            _ALL_HRV_METHODS,
+            recent,
         )
         return [
             DayAggregate(
