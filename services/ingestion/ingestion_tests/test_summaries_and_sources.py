@@ -177,6 +177,23 @@ async def test_a_long_cumulative_sample_counts_its_share_on_every_day_it_spans(
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_a_batch_adds_to_each_source_only_the_metrics_written_to_it(
+    service: Any, make_source: Any
+) -> None:
+    watch, scale = await make_source("watch"), await make_source("scale")
+    moment = datetime(2024, 5, 1, tzinfo=UTC)
+    await write(service, [sample(watch, HR, 60, moment), sample(scale, STEPS, 10, moment, minutes=1)])
+    await write(service, [sample(watch, STEPS, 20, moment, minutes=1)])
+    stub = source_service_pb2_grpc.SourceServiceStub(service.channel)
+    got = {
+        name: await stub.GetSource(source_service_pb2.GetSourceRequest(name=name), metadata=service.me)
+        for name in (watch, scale)
+    }
+    assert sorted(got[watch].metric_types) == sorted([HR, STEPS])
+    assert list(got[scale].metric_types) == [STEPS]
+    assert got[watch].last_write_time.ToDatetime() >= got[scale].last_write_time.ToDatetime()
+
+
 async def test_sleep_counts_towards_the_day_it_ends(service: Any, make_source: Any) -> None:
     ring = await make_source("ring")
     start = datetime(2024, 5, 1, 21, 0, tzinfo=UTC)

@@ -299,6 +299,7 @@ class ImportRunner:
                 conn, job.user_id, prepared.records, import_job_id=job.job_id
             )
             await events.samples_ingested(conn, job.user_id, result.series, import_job=job.name)
+            await self._samples.mark_sources_written(conn, job.user_id, result.series)
         for series in result.series:
             data_range[0] = min(filter(None, (data_range[0], series.first_start)))
             data_range[1] = max(filter(None, (data_range[1], series.last_end)))

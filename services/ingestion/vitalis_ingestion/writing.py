@@ -67,6 +67,7 @@ class SampleWriter:
             result = await self._samples.write(conn, user_id, kept, import_job_id=import_job_id)
             job = f"users/{user_id}/importJobs/{import_job_id}" if import_job_id else ""
             await events.samples_ingested(conn, user_id, result.series, import_job=job)
+            await self._samples.mark_sources_written(conn, user_id, result.series)
         tally.stored(new=result.new_count, written=len(kept))
         return tally
 

@@ -38,9 +38,8 @@ CREATE TEMP TABLE IF NOT EXISTS sample_staging (
     utc_offset_s integer, device_id text, correlation_key text, metadata text
 ) ON COMMIT DELETE ROWS;
 DELETE FROM sample_staging"""
-# The new rows per series, and the sources they were written to (their last write time and
-# metric types) in the same statement. The UUIDs of the new rows are only sent back when some
-# staged row was not new ($3 is how many were staged).
+# The new rows per series; the UUIDs of the new rows are only sent back when some staged row was
+# not new ($3 is how many were staged).
 _MERGE_STAGING: Final = """
 WITH inserted AS (
     INSERT INTO samples (user_id, metric, hrv_method, hrv_window_s, source_id, start_time, end_time,
@@ -54,16 +53,21 @@ WITH inserted AS (
     SELECT source_id, metric, hrv_method, min(start_time) AS first_start, max(end_time) AS last_end,
            count(*) AS sample_count, array_agg(sample_uid) AS uids
     FROM inserted GROUP BY source_id, metric, hrv_method
-), written_sources AS (
-    UPDATE sources SET last_write_time = now(),
-           metric_types = ARRAY(SELECT DISTINCT m FROM unnest(sources.metric_types || written.metrics) AS m
-                                ORDER BY m)
-    FROM (SELECT source_id, array_agg(metric) AS metrics FROM series GROUP BY source_id) AS written
-    WHERE sources.user_id = $1 AND sources.source_id = written.source_id
 )
 SELECT source_id, metric, hrv_method, first_start, last_end, sample_count,
        CASE WHEN sum(sample_count) OVER () < $3::bigint THEN uids END AS uids
 FROM series"""
+# $2 and $3 pair each source written to with a metric written to it. The index scan on
+# (user_id, source_id) locks the rows in source order, the same in every writer.
+_MARK_SOURCES_WRITTEN: Final = """
+UPDATE sources SET last_write_time = now(),
+       metric_types = ARRAY(
+           SELECT DISTINCT m
+           FROM unnest(metric_types || ARRAY(SELECT w.metric
+                                             FROM unnest($2::text[], $3::smallint[]) AS w(source_id, metric)
+                                             WHERE w.source_id = sources.source_id)) AS m
+           ORDER BY m)
+WHERE user_id = $1 AND source_id = ANY($2::text[])"""
 SAMPLE_COLUMNS: Final = """metric, hrv_method, hrv_window_s, source_id, start_time, end_time, sample_uid,
     value,
     utc_offset_s, device_id, correlation_key, metadata, import_job_id, create_time"""
@@ -180,8 +184,8 @@ class SampleStore:
     ) -> WriteResult:
         """COPY ``rows`` into a staging table and merge them by natural key; return what was new.
 
-        The sources written to get their last write time and metric types in the same statement.
-        Must run in the caller's transaction, after :meth:`ensure_partitions`.
+        Must run in the caller's transaction, after :meth:`ensure_partitions`; the caller ends the
+        transaction with :meth:`mark_sources_written`.
         """
         if not rows:
             return WriteResult([], 0, None)
@@ -224,6 +228,24 @@ class SampleStore:
             return WriteResult(series, new_count, None)
         return WriteResult(
             series, new_count, frozenset(uid.hex for record in merged for uid in record["uids"])
+        )
+
+    async def mark_sources_written(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, series: Sequence[IngestedSeries]
+    ) -> None:
+        """Set the last write time and metric types of the sources ``series`` were written to.
+
+        This locks those source rows, so it is the last statement before the commit: concurrent
+        writers to one source then wait for a commit, not for a whole write.
+        """
+        if not series:
+            return
+        written = sorted({(item.source_id, item.metric) for item in series})
+        await conn.execute(
+            _MARK_SOURCES_WRITTEN,
+            user_id,
+            [source_id for source_id, _ in written],
+            [metric for _, metric in written],
         )
 
     async def get(
