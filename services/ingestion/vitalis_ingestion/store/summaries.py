@@ -20,38 +20,47 @@ _LOCAL_TIMES: Final = """
                 ELSE (end_time AT TIME ZONE 'UTC') + make_interval(secs => utc_offset_s) END AS local_end,
            metric = ANY($5::smallint[]) AS cumulative
     FROM samples"""
-# Samples that start from two days before the first day ($11) may fall on the days asked for; earlier
-# ones only when cumulative and ending after that. Naming every metric and HRV method ($9, $10) lets
-# each index scan start at the time range instead of reading all the user's samples. Rows are
-# then kept only when their local interval meets the days asked for, before days are spread.
+_SOURCE_AND_SERIES: Final = """
+    user_id = $1 AND hrv_method = ANY($10::smallint[]) AND ($8::text IS NULL OR source_id = $8)"""
+# A sample on one local day is counted on that day; only a cumulative one on several days is spread
+# over them. Samples that start from two days before the first day ($11) may fall on the days asked
+# for; earlier ones only when cumulative and ending after that. Naming the metrics ($9 all of them,
+# $5 the cumulative ones) and HRV methods ($10) lets each index scan start at the time range
+# instead of reading all the user's samples.
 _DAY_SQL: Final = f"""
-WITH chosen AS (
-    SELECT * FROM (
-        {_LOCAL_TIMES}
-        WHERE user_id = $1 AND metric = ANY($9::smallint[]) AND hrv_method = ANY($10::smallint[])
-          AND start_time >= $11 AND start_time < $3
-          AND ($8::text IS NULL OR source_id = $8)
-        UNION ALL
-        {_LOCAL_TIMES}
-        WHERE user_id = $1 AND metric = ANY($5::smallint[]) AND hrv_method = ANY($10::smallint[])
-          AND start_time >= $2 AND start_time < $11 AND end_time > $11
-          AND ($8::text IS NULL OR source_id = $8)
-    ) AS windowed
-    WHERE local_start < $7::date + 1 AND (local_start >= $6::date OR (cumulative AND local_end > $6::date))
-), parts AS (
-    SELECT c.source_id, c.metric, c.hrv_method, c.hrv_window_s, c.create_time, d.day::date AS day,
-           CASE WHEN c.cumulative AND c.local_end > c.local_start
-                THEN c.value * extract(epoch FROM least(c.local_end, d.day + interval '1 day')
-                                                   - greatest(c.local_start, d.day))
-                     / extract(epoch FROM c.local_end - c.local_start)
-                ELSE c.value END AS part
-    FROM chosen c
+WITH one_day AS (
+    SELECT *, date_trunc('day', local_start) AS day
+    FROM ({_LOCAL_TIMES}
+          WHERE {_SOURCE_AND_SERIES} AND metric = ANY($9::smallint[])
+            AND start_time >= $11 AND start_time < $3
+    ) AS recent
+    WHERE local_start >= $6::date AND local_start < $7::date + 1
+      AND NOT (cumulative AND local_end > local_start
+               AND date_trunc('day', local_end - interval '1 microsecond') > date_trunc('day', local_start))
+), several_days AS (
+    SELECT c.*, d.day
+    FROM ({_LOCAL_TIMES}
+          WHERE {_SOURCE_AND_SERIES} AND metric = ANY($5::smallint[])
+            AND start_time >= $11 AND start_time < $3
+          UNION ALL
+          {_LOCAL_TIMES}
+          WHERE {_SOURCE_AND_SERIES} AND metric = ANY($5::smallint[])
+            AND start_time >= $2 AND start_time < $11 AND end_time > $11
+    ) AS c
     CROSS JOIN LATERAL generate_series(
         date_trunc('day', c.local_start),
-        CASE WHEN c.cumulative AND c.local_end > c.local_start
-             THEN date_trunc('day', c.local_end - interval '1 microsecond')
-             ELSE date_trunc('day', c.local_start) END,
+        date_trunc('day', c.local_end - interval '1 microsecond'),
         interval '1 day') AS d(day)
+    WHERE c.local_end > c.local_start AND c.local_start < $7::date + 1 AND c.local_end > $6::date
+      AND date_trunc('day', c.local_end - interval '1 microsecond') > date_trunc('day', c.local_start)
+), parts AS (
+    SELECT source_id, metric, hrv_method, hrv_window_s, create_time, day::date AS day,
+           CASE WHEN cumulative AND local_end > local_start
+                THEN value * extract(epoch FROM least(local_end, day + interval '1 day')
+                                                 - greatest(local_start, day))
+                     / extract(epoch FROM local_end - local_start)
+                ELSE value END AS part
+    FROM (SELECT * FROM one_day UNION ALL SELECT * FROM several_days) AS spread
 )
 SELECT day, source_id, metric, hrv_method, hrv_window_s, count(*) AS n, min(part) AS min_value,
        avg(part) AS avg_value, max(part) AS max_value, sum(part) AS sum_value, max(create_time) AS last_write
