@@ -94,6 +94,36 @@ async def test_samples_keep_their_utc_offset_and_canonical_unit(service: Any, ma
     assert got == stored
 
 
+async def test_samples_keep_their_times_to_the_microsecond(service: Any, make_source: Any) -> None:
+    source = await make_source("lab")
+    times = [
+        (
+            datetime(1969, 7, 20, 20, 17, 40, 123456, tzinfo=UTC),
+            datetime(1969, 7, 20, 20, 19, 0, 1, tzinfo=UTC),
+        ),
+        (datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC), None),
+    ]
+    await stub(service).BatchCreateSamples(
+        sample_service_pb2.BatchCreateSamplesRequest(
+            parent="users/me",
+            samples=[sample(source, HR, 70, start, **({"end": end} if end else {})) for start, end in times],
+        ),
+        metadata=service.me,
+    )
+    listed = await stub(service).ListSamples(
+        sample_service_pb2.ListSamplesRequest(parent="users/me", metric_type=HR), metadata=service.me
+    )
+    stored = [
+        (s.start_time.ToDatetime(tzinfo=UTC), s.end_time.ToDatetime(tzinfo=UTC)) for s in listed.samples
+    ]
+    assert stored == [(start, end or start) for start, end in times]
+    for listed_sample in listed.samples:
+        got = await stub(service).GetSample(
+            sample_service_pb2.GetSampleRequest(name=listed_sample.name), metadata=service.me
+        )
+        assert got == listed_sample
+
+
 async def test_hrv_without_method_fails_the_whole_batch(service: Any, make_source: Any) -> None:
     source = await make_source("ring")
     start = datetime(2024, 5, 1, tzinfo=UTC)

@@ -77,19 +77,20 @@ def natural_key_uid(
     source_id: str, metric: int, *, hrv_method: int, hrv_window_s: int, start: datetime, end: datetime
 ) -> str:
     """A UUID (32 hex digits) derived from a sample's natural key, the same for every write of that sample."""
-    start_micros = _micros(start)
-    end_micros = start_micros if end is start else _micros(end)
+    start_micros = epoch_micros(start)
+    end_micros = start_micros if end is start else epoch_micros(end)
     key = f"{source_id}\x00{metric}\x00{hrv_method}\x00{hrv_window_s}\x00{start_micros}\x00{end_micros}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _micros(moment: datetime) -> int:
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC (exact for the times a sample may have, 1900 to tomorrow)."""
     return round(moment.timestamp() * 1_000_000)
 
 
 def sample_id(metric: int, hrv_method: int, start: datetime, uid: str) -> str:
     """``{metric}-{method}-{start µs in hex}-{uid}``."""
-    micros = _micros(start)
+    micros = epoch_micros(start)
     sign = "n" if micros < 0 else ""
     return f"{metric}-{hrv_method}-{sign}{abs(micros):x}-{uid}"
 
