@@ -20,6 +20,7 @@ MAX_OFFSET_SECONDS: Final = 18 * 3600
 MAX_BATCH: Final = 10_000
 MAX_METADATA_ENTRIES: Final = 20
 EARLIEST_TIME: Final = datetime(1900, 1, 1, tzinfo=UTC)
+_HRV_METHODS: Final = (HrvMethod.RMSSD, HrvMethod.SDNN)
 
 
 @dataclass(slots=True)
@@ -121,10 +122,9 @@ def parse_sample_id(text: str) -> SampleIdParts | None:
 
 
 def well_formed(draft: SampleDraft, metric: Metric | None) -> bool:
-    """Whether ``draft`` (of ``metric``, its catalogue entry) keeps the contract; the quick check.
+    """Whether ``draft`` (of ``metric``, its catalogue entry) keeps the contract.
 
-    A draft that is not well-formed here may still be: HRV drafts are always left to
-    :func:`contract_violations`, which names what is wrong.
+    The same verdict as :func:`contract_violations` returning nothing, without naming problems.
     """
     end = draft.end_time
     start = draft.start_time
@@ -133,8 +133,11 @@ def well_formed(draft: SampleDraft, metric: Metric | None) -> bool:
     return (
         metric is not None
         and bool(draft.source_id)
-        and not draft.has_hrv
-        and not metric.requires_hrv
+        and (
+            draft.has_hrv and draft.hrv_method in _HRV_METHODS and draft.hrv_window_s > 0
+            if metric.requires_hrv
+            else not draft.has_hrv
+        )
         and (end is None or start <= end <= start + MAX_INTERVAL)
         and start >= EARLIEST_TIME
         and (not unit or unit == metric.canonical_unit or unit in metric.accepted_units)

@@ -117,8 +117,10 @@ def parse_time(text: str | None) -> tuple[datetime, int]:
     if not text or len(text) != 25 or text[19] != " ":
         raise ValueError(f"{text!r} is not an Apple Health date")
     moment = datetime.fromisoformat(text[:19] + text[20:])
-    offset = (int(text[21:23]) * 3600 + int(text[23:25]) * 60) * (-1 if text[20] == "-" else 1)
-    return moment, offset
+    offset = moment.utcoffset()
+    if offset is None:
+        raise ValueError(f"{text!r} is not an Apple Health date")
+    return moment, offset.days * 86400 + offset.seconds
 
 
 def _metadata(element: Any) -> dict[str, str]:
@@ -255,35 +257,34 @@ class AppleHealthParser:
             raise ImportFailure("FILE_CORRUPT", f"the export is not well-formed XML ({message})") from error
         yield from self._sleep.close_all()
 
-    def _element(self, element: Any, location: str) -> Iterator[ImportItem]:
+    def _element(self, element: Any, location: str) -> list[ImportItem]:
         tag = element.tag
         try:
             if tag == "Record":
-                yield from self._record(element, location)
-            elif tag == "Workout":
-                yield self._workout(element, location)
-            elif tag == "Correlation":
-                yield self._correlation(element, location)
-            else:
-                yield rejected(tag, location, UNSUPPORTED, f"{tag} elements are not imported")
+                return self._record(element, location)
+            if tag == "Workout":
+                return [self._workout(element, location)]
+            if tag == "Correlation":
+                return [self._correlation(element, location)]
+            return [rejected(tag, location, UNSUPPORTED, f"{tag} elements are not imported")]
         except (ValueError, TypeError) as error:
-            yield rejected(element.get("type") or tag, location, UNPARSEABLE, f"{location}: {error}")
+            return [rejected(element.get("type") or tag, location, UNPARSEABLE, f"{location}: {error}")]
 
     def _quantity(self, element: Any) -> SampleDraft | None:
-        attributes = dict(element.items())
-        metric = QUANTITY_TYPES.get(attributes.get("type", ""))
+        get = element.get
+        metric = QUANTITY_TYPES.get(get("type", ""))
         if metric is None:
             return None
-        unit_text = attributes.get("unit", "")
+        unit_text = get("unit", "")
         unit, factor = UNITS.get(unit_text, (unit_text, 1.0))
-        start_text, end_text = attributes.get("startDate"), attributes.get("endDate")
+        start_text, end_text = get("startDate"), get("endDate")
         start, offset = parse_time(start_text)
         end = start if end_text == start_text else parse_time(end_text)[0]
         window = max(int((end - start).total_seconds()), 60) if metric == 3 else 0
         return SampleDraft(
-            self._source_named(attributes.get("sourceName")).source_id,
+            self._source_named(get("sourceName")).source_id,
             metric,
-            float(attributes["value"]) * factor,
+            float(get("value")) * factor,
             start,
             end,
             unit,
@@ -296,28 +297,27 @@ class AppleHealthParser:
             _metadata(element) if len(element) else {},
         )
 
-    def _record(self, element: Any, location: str) -> Iterator[ImportItem]:
+    def _record(self, element: Any, location: str) -> list[ImportItem]:
         record_type = element.get("type") or "Record"
         if record_type == "HKCategoryTypeIdentifierSleepAnalysis":
             stage = SLEEP_STAGES.get(element.get("value") or "")
             if stage is None:
-                yield rejected(
-                    record_type, location, UNPARSEABLE, f"unknown sleep category {element.get('value')!r}"
-                )
-                return
+                return [
+                    rejected(
+                        record_type, location, UNPARSEABLE, f"unknown sleep category {element.get('value')!r}"
+                    )
+                ]
             start, offset = parse_time(element.get("startDate"))
             end, _ = parse_time(element.get("endDate"))
-            yield from self._sleep.add(
+            return self._sleep.add(
                 self._source(element), stage, start=start, end=end, offset=offset, location=location
             )
-            return
         draft = self._quantity(element)
         if draft is None:
-            yield rejected(
-                record_type, location, UNSUPPORTED, f"{record_type} is not a metric Vitalis imports"
-            )
-            return
-        yield ImportItem(record_type, location, source=self._sources_by_id[draft.source_id], samples=[draft])
+            return [
+                rejected(record_type, location, UNSUPPORTED, f"{record_type} is not a metric Vitalis imports")
+            ]
+        return [ImportItem(record_type, location, self._sources_by_id[draft.source_id], [draft])]
 
     def _correlation(self, element: Any, location: str) -> ImportItem:
         record_type = element.get("type") or "Correlation"
