@@ -47,6 +47,11 @@ class RpcCall:
 class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
     """Runs :meth:`unary` or :meth:`stream` around every call the server serves."""
 
+    def __init__(self) -> None:
+        # The handler a server finds for a method is the same object on every call (and so, through
+        # this cache, is each interceptor's wrapping of it): wrap it once, not once per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
@@ -57,8 +62,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         if handler is None:
             return None
         method = handler_call_details.method
-        metadata = tuple((item[0], item[1]) for item in handler_call_details.invocation_metadata or ())
-        return self._wrap(handler, method, metadata)
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     @abc.abstractmethod
     async def unary(self, call: RpcCall, invoke: InvokeUnary) -> Any:
@@ -71,12 +80,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         Iterate it inside ``contextlib.aclosing`` so an abandoned call closes the handler at once.
         """
 
-    def _wrap(
-        self,
-        handler: grpc.RpcMethodHandler[Any, Any],
-        method: str,
-        metadata: tuple[tuple[str, str | bytes], ...],
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         request_streaming = handler.request_streaming
         response_streaming = handler.response_streaming
         behavior: Any
@@ -90,6 +94,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
             behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
 
         def describe(context: ServicerContext) -> RpcCall:
+            metadata = tuple(context.invocation_metadata() or ())
             return RpcCall(method, metadata, context, request_streaming, response_streaming)
 
         if response_streaming:

@@ -148,6 +148,7 @@ class AccessInterceptor(CallInterceptor):
     """Records each call in the RPC metrics and writes one access-log line for it."""
 
     def __init__(self, metrics: RpcMetrics) -> None:
+        super().__init__()
         self._metrics = metrics
 
     async def unary(self, call: RpcCall, invoke: InvokeUnary) -> Any:
@@ -213,6 +214,7 @@ class ErrorMappingInterceptor(CallInterceptor):
     """Turns every exception a handler raises into a rich ``google.rpc.Status``; never UNKNOWN."""
 
     def __init__(self, service_name: str) -> None:
+        super().__init__()
         self._domain = error_domain(service_name)
 
     async def unary(self, call: RpcCall, invoke: InvokeUnary) -> Any:
@@ -256,6 +258,7 @@ class AuthenticationInterceptor(CallInterceptor):
     """Requires a verified bearer token on every method that is not public, and binds its principal."""
 
     def __init__(self, verifier: CallerVerifier | None, public_methods: Collection[str]) -> None:
+        super().__init__()
         self._verifier = verifier
         self._public = ALWAYS_PUBLIC_METHODS | frozenset(public_methods)
 

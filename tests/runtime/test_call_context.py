@@ -85,6 +85,16 @@ async def test_the_callers_request_id_is_bound_and_echoed(channel: grpc.aio.Chan
     assert ("x-request-id", "req-42") in tuple(await call.trailing_metadata() or ())
 
 
+async def test_each_call_sees_its_own_metadata(channel: grpc.aio.Channel) -> None:
+    first = await unary(channel, "Describe")(S(), metadata=(("x-request-id", "req-a"),), timeout=5)
+    second = await unary(channel, "Describe")(S(), metadata=(("x-request-id", "req-b"),), timeout=5)
+    third = await unary(channel, "Describe")(S(), timeout=5)
+
+    assert first.value.startswith("req-a ")
+    assert second.value.startswith("req-b ")
+    assert not third.value.startswith(("req-a ", "req-b "))
+
+
 async def test_a_request_id_is_generated_when_the_caller_sends_none(channel: grpc.aio.Channel) -> None:
     call = unary(channel, "Describe")(S(), timeout=5)
 
