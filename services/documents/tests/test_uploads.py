@@ -74,6 +74,108 @@ async def test_big_upload_is_streamed_with_memory_bounded_by_the_chunk_size(
         assert downloaded.hexdigest() == document.sha256
 
 
+UPLOADING_CLIENT = """
+import asyncio, hashlib, json, sys
+import grpc
+from vitalis.documents.v1 import document_service_pb2, document_service_pb2_grpc
+
+target, token, parent, size, chunk_size, count = sys.argv[1:]
+size, chunk_size, count = int(size), int(chunk_size), int(count)
+
+async def upload(stub, index):
+    content = bytes([index]) * size
+    content = b"%PDF-1.7\\n" + content[9:]
+
+    async def messages():
+        yield document_service_pb2.UploadDocumentRequest(
+            parent=parent, metadata=document_service_pb2.UploadDocumentMetadata(size_bytes=size)
+        )
+        for offset in range(0, size, chunk_size):
+            yield document_service_pb2.UploadDocumentRequest(chunk=content[offset : offset + chunk_size])
+
+    document = await stub.UploadDocument(
+        messages(), metadata=(("authorization", "Bearer " + token),), timeout=60
+    )
+    return [document.size_bytes, document.sha256 == hashlib.sha256(content).hexdigest()]
+
+async def main():
+    options = [("grpc.max_send_message_length", 2 * chunk_size)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        stub = document_service_pb2_grpc.DocumentServiceStub(channel)
+        print(json.dumps(await asyncio.gather(*(upload(stub, i) for i in range(count)))))
+
+asyncio.run(main())
+"""
+
+
+async def test_concurrent_uploads_hold_a_few_chunks_each_however_large_the_files(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any]
+) -> None:
+    """Two 24 MiB files in 1 MiB chunks at once: the service's peak is a few chunks, not the files.
+
+    The client runs in a process of its own, so every traced byte is the service's (parsing runs
+    too: the files are queued for it as they arrive).
+    """
+    import asyncio
+    import json
+    import sys
+
+    chunk, size, uploads = 1024 * 1024, 24 * 1024 * 1024, 2
+    async with start_client(disk_storage, background=True) as client:
+        user = uuid.uuid4()
+        tracemalloc.start()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                UPLOADING_CLIENT,
+                client.target,
+                client.key.mint(user),
+                f"users/{user}",
+                str(size),
+                str(chunk),
+                str(uploads),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=90)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert process.returncode == 0
+        assert json.loads(output) == [[size, True]] * uploads
+        # Each upload holds the chunk being written and the next one (plus what parsing reads).
+        assert peak < 5 * uploads * chunk, f"peak Python memory {peak} bytes while uploading {uploads} files"
+
+
+async def test_an_upload_refused_midway_leaves_nothing_behind(
+    disk_storage: ObjectStorage, start_client: Callable[..., Any], make_settings: Callable[..., Any]
+) -> None:
+    from pathlib import Path
+
+    root = Path(make_settings().storage_root)
+
+    def stored_files() -> list[Path]:
+        return [path for path in root.rglob("*") if path.is_file()]
+
+    async with start_client(disk_storage, max_upload_bytes=3 * 1024 * 1024) as client:
+        user = uuid.uuid4()
+        too_large = upload_messages("users/me", chunk=1024 * 1024, total=5 * 1024 * 1024)
+        truncated = upload_messages("users/me", PDF, size_bytes=len(PDF) + 1)
+        for messages, code in [
+            (too_large, grpc.StatusCode.RESOURCE_EXHAUSTED),
+            (truncated, grpc.StatusCode.INVALID_ARGUMENT),
+        ]:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await client.documents.UploadDocument(messages, metadata=client.auth(user))
+            assert caught.value.code() == code
+            assert stored_files() == []
+
+        listed = await client.documents.ListDocuments(
+            document_service_pb2.ListDocumentsRequest(parent="users/me"), metadata=client.auth(user)
+        )
+        assert not listed.documents
+
+
 async def test_upload_records_sniffed_type_size_and_digest(
     storage: ObjectStorage, start_client: Callable[..., Any]
 ) -> None:

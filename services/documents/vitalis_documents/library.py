@@ -25,7 +25,7 @@ from vitalis_documents.domain.model import (
 from vitalis_documents.parsing.engines import unreadable_image
 from vitalis_documents.storage.base import ObjectStorage, content_key
 from vitalis_documents.store import ORDERINGS, Condition, DocumentStore, sort_value
-from vitalis_documents.uploads import StreamedUpload, too_large
+from vitalis_documents.uploads import Chunk, StreamedUpload, too_large
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import (
     Aborted,
@@ -154,7 +154,7 @@ class DocumentLibrary:
     async def upload(
         self,
         user_id: uuid.UUID,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterator[Chunk],
         *,
         fields: DocumentFields,
         declared_size: int = 0,

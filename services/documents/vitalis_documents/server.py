@@ -14,7 +14,6 @@ from vitalis.documents.v1 import (
     document_internal_service_pb2,
     document_internal_service_pb2_grpc,
     document_service_pb2,
-    document_service_pb2_grpc,
     extraction_service_pb2,
     extraction_service_pb2_grpc,
     user_data_service_pb2,
@@ -24,6 +23,7 @@ from vitalis_documents.api.convert import document_to_proto, marker_to_proto
 from vitalis_documents.api.documents import DocumentServicer
 from vitalis_documents.api.extraction import ExtractionServicer
 from vitalis_documents.api.internal import DocumentInternalServicer, UserDataServicer
+from vitalis_documents.api.upload_messages import add_document_service
 from vitalis_documents.library import DocumentLibrary
 from vitalis_documents.parsing.engines import tesseract_available
 from vitalis_documents.parsing.sandbox import ParseBudget
@@ -109,9 +109,7 @@ class DocumentsApplication:
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add every servicer of the contract to ``server``."""
-        document_service_pb2_grpc.add_DocumentServiceServicer_to_server(
-            DocumentServicer(self.library, self.pages, self.grants), server
-        )
+        add_document_service(DocumentServicer(self.library, self.pages, self.grants), server)
         extraction_service_pb2_grpc.add_ExtractionServiceServicer_to_server(
             ExtractionServicer(self.review, self.pages, self.grants), server
         )

@@ -10,6 +10,9 @@ from vitalis_documents.domain.sniffing import SNIFF_BYTES, sniff_content_type
 from vitalis_documents.storage.base import ObjectStorage, ObjectWriter
 from vitalis_runtime.errors import InvalidArgument, ResourceExhausted
 
+Chunk = bytes | memoryview
+"""Bytes of an upload as they arrive: a view of a received message, or bytes."""
+
 
 class StreamedUpload:
     """Bytes streaming in: sniffed, hashed, counted and written to storage, never held whole.
@@ -25,7 +28,7 @@ class StreamedUpload:
         self._digest = hashlib.sha256()
         self.size = 0
         self.content_type = ""
-        self._head: list[bytes] = []
+        self._head: list[Chunk] = []
         self._absorbing: asyncio.Future[None] | None = None
         self.writer: ObjectWriter | None = None
 
@@ -34,7 +37,7 @@ class StreamedUpload:
         """The hex SHA-256 of the bytes fed (complete once :meth:`finish` returned)."""
         return self._digest.hexdigest()
 
-    async def feed(self, chunk: bytes) -> None:
+    async def feed(self, chunk: Chunk) -> None:
         """Take the next bytes; the type is checked once enough bytes arrived to sniff it."""
         self.size += len(chunk)
         if self.size > self._max_bytes:
@@ -48,14 +51,13 @@ class StreamedUpload:
             await self._start(chunk)
         self._absorbing = asyncio.ensure_future(self._absorb(chunk))
 
-    def _take_head(self) -> bytes:
-        # One element (the usual first chunk of a client) is returned as is, without a copy.
-        head = b"".join(self._head)
-        self._head = []
-        return head
+    def _take_head(self) -> Chunk:
+        head, self._head = self._head, []
+        # One piece (the usual first chunk of a client) is used as it is, without a copy.
+        return head[0] if len(head) == 1 else b"".join(head)
 
-    async def _start(self, head: bytes) -> None:
-        content_type = sniff_content_type(head[:SNIFF_BYTES])
+    async def _start(self, head: Chunk) -> None:
+        content_type = sniff_content_type(bytes(head[:SNIFF_BYTES]))
         if content_type is None:
             raise InvalidArgument(
                 "The file is not of an allowed type: upload a PDF, PNG, JPEG, HEIC, CSV, XML, ZIP or FIT"
@@ -65,7 +67,7 @@ class StreamedUpload:
         self.content_type = content_type
         self.writer = await self._storage.open_writer()
 
-    async def _absorb(self, chunk: bytes) -> None:
+    async def _absorb(self, chunk: Chunk) -> None:
         assert self.writer is not None
         await asyncio.gather(asyncio.to_thread(self._digest.update, chunk), self.writer.write(chunk))
 

@@ -11,12 +11,15 @@ from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from vitalis.documents.v1 import document_pb2, document_service_pb2, document_service_pb2_grpc
 from vitalis_documents.api.convert import document_fields, document_to_proto
 from vitalis_documents.api.names import parse_document, parse_user, require_owner, require_reader
+from vitalis_documents.api.upload_messages import ChunkOnly, UploadMessage
 from vitalis_documents.library import DocumentFields, DocumentLibrary, ListQuery
+from vitalis_documents.uploads import Chunk
 from vitalis_runtime.auth import current_principal
 from vitalis_runtime.errors import InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
 from vitalis_runtime.sharing import ShareGrantChecker
 
+UploadDocumentRequest = document_service_pb2.UploadDocumentRequest
 MAX_CHUNK_BYTES = 1024 * 1024
 MUTABLE_FIELDS = ("display_name", "description", "kind")
 Context = grpc.aio.ServicerContext[object, object]
@@ -32,14 +35,25 @@ def request_uuid(text: str, field: str) -> uuid.UUID | None:
         raise InvalidArgument.for_field(field, f"{text!r} is not a UUID") from None
 
 
-def split_chunks(data: bytes) -> AsyncIterator[bytes]:
-    """The bytes of a unary upload in chunks, like a streamed one."""
+def split_chunks(data: bytes) -> AsyncIterator[Chunk]:
+    """The bytes of a unary upload in chunks (views, not copies), like a streamed one."""
 
-    async def chunks() -> AsyncIterator[bytes]:
+    async def chunks() -> AsyncIterator[Chunk]:
+        view = memoryview(data)
         for offset in range(0, len(data), MAX_CHUNK_BYTES):
-            yield data[offset : offset + MAX_CHUNK_BYTES]
+            yield view[offset : offset + MAX_CHUNK_BYTES]
 
     return chunks()
+
+
+def chunk_of(message: UploadDocumentRequest, parent: str) -> bytes:
+    """The chunk of a message after the first, which must carry one (and no other parent)."""
+    if message.WhichOneof("payload") != "chunk":
+        raise InvalidArgument.for_field("chunk", "every message after the first must carry a chunk")
+    if message.parent and message.parent != parent:
+        raise InvalidArgument.for_field("parent", "must be the same in every message")
+    # Every read of a bytes field copies it: read it once.
+    return message.chunk
 
 
 class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
@@ -51,11 +65,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         self._grants = grants
 
     async def UploadDocument(
-        self, request_iterator: AsyncIterator[document_service_pb2.UploadDocumentRequest], context: Context
+        self, request_iterator: AsyncIterator[UploadMessage], context: Context
     ) -> document_pb2.Document:
         """Metadata first, then chunks; the document is created when the stream ends."""
         first = await anext(aiter(request_iterator), None)
-        if first is None or first.WhichOneof("payload") != "metadata":
+        if not isinstance(first, UploadDocumentRequest) or first.WhichOneof("payload") != "metadata":
             raise InvalidArgument.for_field(
                 "metadata", "the first message must carry the document's metadata"
             )
@@ -64,16 +78,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
         metadata = first.metadata
         parent = first.parent
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncIterator[Chunk]:
             async for message in request_iterator:
-                if message.WhichOneof("payload") != "chunk":
-                    raise InvalidArgument.for_field(
-                        "chunk", "every message after the first must carry a chunk"
-                    )
-                if message.parent and message.parent != parent:
-                    raise InvalidArgument.for_field("parent", "must be the same in every message")
-                # Every read of a bytes field copies it: read it once.
-                chunk = message.chunk
+                chunk = message.chunk if isinstance(message, ChunkOnly) else chunk_of(message, parent)
+                # The message holds the bytes too: drop it before waiting for the next one.
+                del message
                 if len(chunk) > MAX_CHUNK_BYTES:
                     raise InvalidArgument.for_field("chunk", f"must be at most {MAX_CHUNK_BYTES} bytes")
                 yield chunk

@@ -25,8 +25,8 @@ def user_prefix(user_id: uuid.UUID) -> str:
 class ObjectWriter(Protocol):
     """An object being written; invisible under any key until :meth:`commit`."""
 
-    async def write(self, chunk: bytes) -> None:
-        """Append the next bytes."""
+    async def write(self, chunk: bytes | memoryview) -> None:
+        """Append the next bytes (the caller does not change them until this returns)."""
         ...
 
     async def commit(self, key: str) -> None:

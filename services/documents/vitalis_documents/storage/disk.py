@@ -108,7 +108,7 @@ class _DiskWriter:
         self._handle = handle
         self._done = False
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | memoryview) -> None:
         await asyncio.to_thread(self._handle.write, chunk)
 
     async def commit(self, key: str) -> None:

@@ -178,7 +178,7 @@ class _S3Writer:
         self._parts: list[dict[str, Any]] = []
         self._done = False
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | memoryview) -> None:
         self._buffer += chunk
         if len(self._buffer) >= self._storage._part_size:
             await self._flush()
