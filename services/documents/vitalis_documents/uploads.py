@@ -92,12 +92,14 @@ class StreamedUpload:
     async def abort(self) -> None:
         """Discard what was staged (a no-op after the writer committed)."""
         absorbing, self._absorbing = self._absorbing, None
-        if absorbing is not None:
-            # A write in flight finishes before its file is discarded.
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.shield(absorbing)
-        if self.writer is not None:
-            await self.writer.abort()
+        try:
+            if absorbing is not None:
+                # A write in flight finishes before its file is discarded; its failure is moot now.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(absorbing)
+        finally:
+            if self.writer is not None:
+                await self.writer.abort()
 
 
 def too_large(max_bytes: int) -> ResourceExhausted:
