@@ -1,6 +1,7 @@
 """B1: bulk sample ingest against the physical floor, raw COPY of the same rows into the same table.
 
-Arms (each repetition writes to a fresh source, so no row is ever a replay):
+Arms (each repetition writes for a new user to a new source, so no row is ever a replay and no
+repetition adds to a day another one filled):
 
 - ``raw COPY`` (reference): asyncpg ``copy_records_to_table`` into ``ingestion.samples``, 5,000 rows
   per transaction, as the table's owner: PostgreSQL refuses COPY FROM where row-level security
@@ -119,38 +120,49 @@ async def samples_table_probe(stack: Stack) -> str | None:
     return None
 
 
-def fresh_source(stack: Stack, user: BenchUser) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """Before each service repetition: a new source to write to."""
+def fresh_writer(stack: Stack, *, rest: bool = False) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Before each service repetition: a new user with a new source to write to.
+
+    Each repetition writes for a user of its own, as the floor does, so no repetition's rows (nor
+    the work they cause downstream, such as insights re-reading a day's summary) land on a day
+    an earlier arm or repetition already filled.
+    """
 
     async def prepare() -> dict[str, Any]:
-        return {"source": await create_source(stack, user)}
+        user = await stack.sign_up()
+        fresh: dict[str, Any] = {"source": await create_source(stack, user)}
+        if rest:
+            fresh |= {
+                "url": f"{stack.gateway_url}/v1/{user.name}/samples:batchCreate",
+                "headers": user.bearer,
+            }
+        else:
+            fresh |= {"parent": user.name, "metadata": user.metadata}
+        return fresh
 
     return prepare
 
 
-async def fresh_source_id() -> dict[str, Any]:
-    """Before each reference repetition: a new source id (the table has no foreign key to sources)."""
-    return {"source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"}
+async def fresh_copy_writer() -> dict[str, Any]:
+    """Before each reference repetition: a new user and source id (the table has no foreign keys)."""
+    return {"user_id": str(uuid.uuid4()), "source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"}
 
 
-def copy_spec(stack: Stack, user: BenchUser) -> dict[str, Any]:
-    """The load generator's spec for the raw COPY floor (a source id is added per repetition)."""
+def copy_spec(stack: Stack) -> dict[str, Any]:
+    """The load generator's spec for the raw COPY floor (user and source id added per repetition)."""
     return {
         "kind": "copy_samples",
         "database_url": stack.database_url,
         "schema": "ingestion",
-        "user_id": str(user.user_id),
         "rows_per_call": ROWS_PER_CALL,
     }
 
 
-def stream_spec(stack: Stack, user: BenchUser) -> dict[str, Any]:
-    """The load generator's spec for ``StreamSamples`` (a source is added per repetition)."""
+def stream_spec(stack: Stack) -> dict[str, Any]:
+    """The load generator's spec for ``StreamSamples`` (user and source added per repetition)."""
     return {
         "kind": "samples_stream",
         "target": stack.target("ingestion"),
-        "metadata": user.metadata,
-        "parent": user.name,
         "rows_per_chunk": CHUNK_ROWS,
         "chunks_per_call": ROWS_PER_CALL // CHUNK_ROWS,
     }
@@ -158,38 +170,32 @@ def stream_spec(stack: Stack, user: BenchUser) -> dict[str, Any]:
 
 async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcome]:
     """Measure the three arms interleaved."""
-    user = await stack.sign_up()
+    prober = await stack.sign_up()
     common = {"base_time": BASE_TIME, "concurrency": INGEST_CONCURRENCY}
     arms = [
         DriverArm(
             COPY,
             "row",
-            {**common, **copy_spec(stack, user)},
+            {**common, **copy_spec(stack)},
             stack,
             lambda: samples_table_probe(stack),
-            fresh_source_id,
+            fresh_copy_writer,
         ),
         DriverArm(
             STREAM,
             "row",
-            {**common, **stream_spec(stack, user)},
+            {**common, **stream_spec(stack)},
             stack,
-            write_probe(stack, user, streamed=True),
-            fresh_source(stack, user),
+            write_probe(stack, prober, streamed=True),
+            fresh_writer(stack),
         ),
         DriverArm(
             REST,
             "row",
-            {
-                **common,
-                "kind": "samples_rest_batch",
-                "url": f"{stack.gateway_url}/v1/{user.name}/samples:batchCreate",
-                "headers": user.bearer,
-                "rows_per_call": ROWS_PER_CALL,
-            },
+            {**common, "kind": "samples_rest_batch", "rows_per_call": ROWS_PER_CALL},
             stack,
-            write_probe(stack, user, streamed=False),
-            fresh_source(stack, user),
+            write_probe(stack, prober, streamed=False),
+            fresh_writer(stack, rest=True),
         ),
     ]
     return await measure_arms(arms, settings, log)

@@ -20,7 +20,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from bench.b1_ingest import create_source, fresh_source_id, samples_table_probe
+from bench.b1_ingest import (
+    BASE_TIME,
+    INGEST_CONCURRENCY,
+    copy_spec,
+    create_source,
+    fresh_copy_writer,
+    samples_table_probe,
+)
 from bench.report import ArmOutcome, ArmSummary, Bound, Metric, Target, Unmeasurable
 from bench.runner import DriverArm, Log, Probe, Settings, measure_arms, rpc_probe
 from bench.stack import BenchUser, Stack
@@ -112,18 +119,10 @@ async def run(stack: Stack, settings: Settings, log: Log) -> dict[str, ArmOutcom
         DriverArm(
             COPY_FLOOR,
             "record",
-            {
-                "kind": "copy_samples",
-                "database_url": stack.database_url,
-                "schema": "ingestion",
-                "user_id": str(user.user_id),
-                "rows_per_call": 5_000,
-                "base_time": "2026-01-01T00:00:00+00:00",
-                "concurrency": 4,
-            },
+            {**copy_spec(stack), "base_time": BASE_TIME, "concurrency": INGEST_CONCURRENCY},
             stack,
             lambda: samples_table_probe(stack),
-            fresh_source_id,
+            fresh_copy_writer,
         ),
     ]
     outcomes = await measure_arms(floors, settings, log)

@@ -25,7 +25,6 @@ raw COPY floor beside it where one exists; there is no target.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,8 @@ from bench.b1_ingest import (
     BASE_TIME,
     INGEST_CONCURRENCY,
     copy_spec,
-    create_source,
+    fresh_copy_writer,
+    fresh_writer,
     samples_table_probe,
     stream_spec,
 )
@@ -322,7 +322,6 @@ def footprint_rows(service: Footprint, floor: Footprint | None) -> list[Row]:
 
 async def run(stack: Stack, _settings: Settings, log: Log) -> list[Row]:
     """Measure the floor, then the platform, each over ``CALLS`` x ``ROWS_PER_CALL`` samples."""
-    user = await stack.sign_up()
     common = {
         "base_time": BASE_TIME,
         "concurrency": INGEST_CONCURRENCY,
@@ -334,7 +333,7 @@ async def run(stack: Stack, _settings: Settings, log: Log) -> list[Row]:
     if problem is None:
         floor = await measure_window(
             stack,
-            {**common, **copy_spec(stack, user), "source_id": f"bench-copy-{uuid.uuid4().hex[:12]}"},
+            {**common, **copy_spec(stack), **await fresh_copy_writer()},
             log,
             through_platform=False,
         )
@@ -343,7 +342,7 @@ async def run(stack: Stack, _settings: Settings, log: Log) -> list[Row]:
         log(f"  B8 raw COPY not measurable: {problem}")
     service = await measure_window(
         stack,
-        {**common, **stream_spec(stack, user), "source": await create_source(stack, user)},
+        {**common, **stream_spec(stack), **await fresh_writer(stack)()},
         log,
         through_platform=True,
     )
