@@ -142,7 +142,8 @@ def exited_processes(stack: Stack) -> list[str]:
         signal = f" (signal {-child.returncode})" if child.returncode < 0 else ""
         notes.append(f"{child.name} exited with status {child.returncode}{signal} during the run")
         log(f"{child.name} exited with status {child.returncode}; its last lines:")
-        for line in child.tail()[-10:]:
+        # Enough lines for the Python stacks faulthandler writes on a fatal signal.
+        for line in child.tail()[-60:]:
             log(f"    {line[:300]}")
     return notes
 

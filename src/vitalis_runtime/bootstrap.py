@@ -9,6 +9,7 @@ here once.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -124,6 +125,9 @@ def with_external_issuers(
 
 async def run_service(settings: S, build: Callable[[S, Dependencies], Awaitable[ServiceParts]]) -> None:
     """Configure telemetry, open dependencies, build the server and serve until SIGTERM/SIGINT."""
+    # A crash inside a C extension (grpc, asyncpg, lxml) then leaves every thread's Python stack
+    # on stderr instead of a bare exit status.
+    faulthandler.enable()
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     configure_tracing(settings.service_name, settings.otlp_endpoint)
     metrics = start_metrics_server(settings.metrics_port) if settings.metrics_port else None
