@@ -13,7 +13,7 @@ from pathlib import Path
 LogSink = Callable[[str, str], None]
 """Receives ``(process name, line)`` for every line a child writes."""
 
-TAIL_LINES = 40
+TAIL_LINES = 100
 LINE_LIMIT = 2**20
 OUTPUT_DRAIN_SECONDS = 5.0
 
