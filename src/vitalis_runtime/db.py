@@ -71,6 +71,15 @@ def translate_error(error: BaseException) -> errors.VitalisError | None:
         return errors.Unavailable("The database cannot be reached.", reason="DATABASE_UNAVAILABLE")
     if isinstance(error, asyncpg.InterfaceError) and "closed" in str(error):
         return errors.Unavailable("The database connection pool is closed.", reason="DATABASE_UNAVAILABLE")
+    return _broken_connection(error)
+
+
+def _broken_connection(error: BaseException) -> errors.VitalisError | None:
+    if isinstance(error, pg_errors.InternalClientError):
+        # asyncpg's protocol state broke: typically the server ended the session (a restart, a
+        # terminated backend) and its farewell arrived while the connection was idle, before the
+        # connection noticed it was closed. The connection is unusable; the pool discards it.
+        return errors.Unavailable("The database connection broke.", reason="DATABASE_UNAVAILABLE")
     return None
 
 

@@ -272,3 +272,30 @@ async def test_a_connection_used_outside_a_transaction_is_reset_when_released(
     assert setting == ""
     assert channels == []
     assert after_transaction == ""
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.05])
+async def test_a_session_the_server_ends_mid_transaction_is_unavailable(
+    migrated: MigratedSchema, pause: float
+) -> None:
+    # The server's farewell can reach the idle connection before or after the connection notices
+    # the socket closing; either way the next statement is Unavailable, and the pool recovers.
+    db = await Database.connect(migrated.admin_url, role=migrated.app_role, min_size=1, max_size=1)
+    admin = await asyncpg.connect(migrated.admin_url)
+
+    async def update_after_the_server_ends_the_session() -> None:
+        async with db.transaction(user_id=uuid.uuid4()) as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            await admin.execute("SELECT pg_terminate_backend($1)", backend)
+            await asyncio.sleep(pause)
+            await conn.execute("UPDATE app.notes SET body = body")
+
+    try:
+        for _ in range(5):
+            with pytest.raises(errors.Unavailable):
+                await update_after_the_server_ends_the_session()
+        async with db.transaction(user_id=None) as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await admin.close()
+        await db.close()
