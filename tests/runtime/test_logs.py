@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from vitalis_runtime.logs import configure_logging
+from vitalis_runtime.logs import FLUSH_INTERVAL_SECONDS, BatchingStreamHandler, configure_logging
 from vitalis_runtime.request_context import bound_request
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -30,6 +33,8 @@ def restored_root_logger() -> Iterator[logging.Logger]:
 
 
 def emitted(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     return [line for line in capsys.readouterr().out.splitlines() if line]
 
 
@@ -101,6 +106,71 @@ def test_configuring_again_replaces_the_handler(
     lines = emitted(capsys)
     assert len(lines) == 1
     assert lines[0].endswith("INFO    vitalis_identity [-] once")
+
+
+def test_info_lines_are_written_within_the_flush_interval_without_being_asked(
+    restored_root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("biomarkers", "INFO", "json")
+
+    logging.getLogger("vitalis.access").info("call %d", 1)
+    logging.getLogger("vitalis.access").info("call %d", 2)
+    written_at_once = capsys.readouterr().out
+    time.sleep(FLUSH_INTERVAL_SECONDS * 5)
+    written_later = capsys.readouterr().out
+
+    assert written_at_once == ""
+    assert [json.loads(line)["message"] for line in written_later.splitlines()] == ["call 1", "call 2"]
+
+
+def test_a_warning_is_written_at_once_after_the_lines_before_it(
+    restored_root_logger: logging.Logger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("biomarkers", "INFO", "json")
+
+    logging.getLogger("vitalis.access").info("served")
+    logging.getLogger("vitalis.errors").warning("degraded")
+    written = capsys.readouterr().out
+
+    assert [json.loads(line)["message"] for line in written.splitlines()] == ["served", "degraded"]
+
+
+def test_a_full_batch_is_written_without_waiting() -> None:
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval=60, max_pending=3)
+    logger = logging.getLogger(f"vitalis.test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        logger.info("line 1")
+        logger.info("line 2")
+        before_the_batch_filled = stream.getvalue()
+        logger.info("line 3")
+        once_it_filled = stream.getvalue()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+    assert before_the_batch_filled == ""
+    assert once_it_filled == "line 1\nline 2\nline 3\n"
+
+
+def test_closing_the_handler_writes_what_is_left() -> None:
+    stream = io.StringIO()
+    handler = BatchingStreamHandler(stream, interval=60)
+    logger = logging.getLogger(f"vitalis.test.{uuid.uuid4().hex}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    logger.info("last words")
+    before_close = stream.getvalue()
+    logger.removeHandler(handler)
+    handler.close()
+
+    assert before_close == ""
+    assert stream.getvalue() == "last words\n"
 
 
 def test_an_unknown_format_is_refused(restored_root_logger: logging.Logger) -> None:
