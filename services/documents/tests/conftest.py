@@ -16,6 +16,7 @@ import asyncpg
 import grpc
 import pytest
 import redis.asyncio
+from prometheus_client import CollectorRegistry
 
 from vitalis.documents.v1 import (
     document_service_pb2_grpc,
@@ -192,10 +193,17 @@ class Client:
     app: DocumentsApplication
     key: LocalSigningKey
     target: str
+    registry: CollectorRegistry
 
     def auth(self, user_id: uuid.UUID) -> tuple[tuple[str, str], ...]:
         """Metadata carrying a user token."""
         return (("authorization", f"Bearer {self.key.mint(user_id)}"),)
+
+    def calls_finished(self, method: str, code: str) -> int:
+        """How many calls of ``method`` (``DocumentService/UploadDocument``) ended with ``code``."""
+        service, _, name = method.partition("/")
+        labels = {"grpc_service": f"vitalis.documents.v1.{service}", "grpc_method": name, "grpc_code": code}
+        return int(self.registry.get_sample_value("grpc_server_handled_total", labels) or 0)
 
 
 @pytest.fixture
@@ -205,7 +213,10 @@ def start_client(
     make_settings: SettingsFactory,
     signing_key: LocalSigningKey,
 ) -> Callable[..., Any]:
-    """Start an in-process server over the given storage (and settings overrides); yields a Client."""
+    """Start an in-process server over the given storage (and settings overrides); yields a Client.
+
+    ``register`` (``(app, server) -> None``) replaces the application's own registration of its servicers.
+    """
     from contextlib import asynccontextmanager
 
     from vitalis_runtime.service_auth import accepting_service_tokens
@@ -215,6 +226,9 @@ def start_client(
         biomarkers = kwargs.pop("biomarkers", None)
         background = kwargs.pop("background", False)
         grants = kwargs.pop("grants", None)
+        register: Callable[[DocumentsApplication, grpc.aio.Server], None] = kwargs.pop(
+            "register", DocumentsApplication.register
+        )
         settings = make_settings(**kwargs)
         app = DocumentsApplication(
             settings, Dependencies(db=db, redis=redis_client), storage, grants=grants, biomarkers=biomarkers
@@ -225,7 +239,7 @@ def start_client(
         async with (
             running_server(
                 service_name="documents",
-                register=app.register,
+                register=lambda server: register(app, server),
                 service_names=app.service_names,
                 verifier=verifier,  # type: ignore[arg-type]
             ) as running,
@@ -239,6 +253,7 @@ def start_client(
                     app=app,
                     key=signing_key,
                     target=running.target,
+                    registry=running.registry,
                 )
             finally:
                 await app.stop()

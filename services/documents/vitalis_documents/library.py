@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -160,8 +161,14 @@ class DocumentLibrary:
         declared_size: int = 0,
         declared_sha256: str = "",
         request_id: uuid.UUID | None = None,
+        confirm_whole: Callable[[], Awaitable[None]] | None = None,
     ) -> Document:
-        """Store a file streamed in ``chunks``; the same bytes again return the existing document."""
+        """Store a file streamed in ``chunks``; the same bytes again return the existing document.
+
+        ``confirm_whole`` is awaited once ``chunks`` ended and the bytes were checked, before anything
+        is stored: it raises when the chunks ended because their sender went away midway, which a
+        stream without a declared size cannot show otherwise. Its error discards the upload.
+        """
         validate_fields(fields, "metadata.document")
         if declared_sha256 and (len(declared_sha256) != 64 or declared_sha256.strip("0123456789abcdef")):
             raise InvalidArgument.for_field("metadata.sha256", "must be 64 lower-case hex digits")
@@ -187,6 +194,8 @@ class DocumentLibrary:
                 raise InvalidArgument.for_field(
                     "metadata.sha256", "does not match the SHA-256 of the bytes received"
                 )
+            if confirm_whole is not None:
+                await confirm_whole()
             return await self._store_upload(user_id, upload, sha256, fields, request_id)
         finally:
             await upload.abort()
@@ -207,46 +216,73 @@ class DocumentLibrary:
         request_id: uuid.UUID | None,
     ) -> Document:
         queued = False
+        installing: asyncio.Future[None] | None = None
+        key = content_key(user_id, sha256)
         async with self._db.transaction(user_id=user_id) as conn:
             await advisory_lock(conn, f"documents.content:{user_id}:{sha256}")
-            existing = await self._store.find_by_sha256(conn, user_id, sha256)
-            if existing is not None:
-                document = existing
-                if existing.deleted:
-                    document = await self._restore(conn, existing)
-            else:
-                key = content_key(user_id, sha256)
-                assert upload.writer is not None
-                await upload.writer.commit(key)
-                kind = fields.kind or default_kind(upload.content_type)
-                state, reason, message = initial_parse_state(
-                    kind, upload.content_type, ocr_available=self.ocr_available
-                )
-                document = await self._store.insert_document(
-                    conn,
-                    user_id=user_id,
-                    document_id=uuid.uuid4(),
-                    display_name=fields.display_name or f"Document {datetime.now(UTC).date().isoformat()}",
-                    description=fields.description,
-                    kind=kind,
-                    content_type=upload.content_type,
-                    size_bytes=upload.size,
-                    sha256=sha256,
-                    storage_key=key,
-                    parse_state=state,
-                    parse_state_reason=reason,
-                    parse_state_message=message,
-                )
-                await self.emit(conn, user_id, events.document_uploaded(document))
-                if state == ParseState.PENDING:
-                    await self._store.enqueue_parse(conn, user_id, document.document_id)
-                    queued = True
-            if request_id is not None:
-                await self._store.record_request(
-                    conn, user_id, request_id, method="UploadDocument", document_id=document.document_id
-                )
+            try:
+                existing = await self._store.find_by_sha256(conn, user_id, sha256)
+                if existing is not None:
+                    document = existing
+                    if existing.deleted:
+                        document = await self._restore(conn, existing)
+                else:
+                    assert upload.writer is not None
+                    # Shielded, so that an installed object is known even if the call is cancelled.
+                    installing = asyncio.ensure_future(upload.writer.commit(key))
+                    await asyncio.shield(installing)
+                    document = await self._insert_upload(
+                        conn, user_id, upload, sha256=sha256, key=key, fields=fields
+                    )
+                    queued = document.parse_state == ParseState.PENDING
+                if request_id is not None:
+                    await self._store.record_request(
+                        conn, user_id, request_id, method="UploadDocument", document_id=document.document_id
+                    )
+            except BaseException:
+                if installing is not None:
+                    # Still under the content lock: no other upload installed these bytes meanwhile,
+                    # and no document holds them once this transaction rolls back.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(installing)
+                    await self._storage.delete(key)
+                raise
         if queued:
             self._on_parse_requested()
+        return document
+
+    async def _insert_upload(
+        self,
+        conn: asyncpg.Connection,
+        user_id: uuid.UUID,
+        upload: StreamedUpload,
+        *,
+        sha256: str,
+        key: str,
+        fields: DocumentFields,
+    ) -> Document:
+        kind = fields.kind or default_kind(upload.content_type)
+        state, reason, message = initial_parse_state(
+            kind, upload.content_type, ocr_available=self.ocr_available
+        )
+        document = await self._store.insert_document(
+            conn,
+            user_id=user_id,
+            document_id=uuid.uuid4(),
+            display_name=fields.display_name or f"Document {datetime.now(UTC).date().isoformat()}",
+            description=fields.description,
+            kind=kind,
+            content_type=upload.content_type,
+            size_bytes=upload.size,
+            sha256=sha256,
+            storage_key=key,
+            parse_state=state,
+            parse_state_reason=reason,
+            parse_state_message=message,
+        )
+        await self.emit(conn, user_id, events.document_uploaded(document))
+        if state == ParseState.PENDING:
+            await self._store.enqueue_parse(conn, user_id, document.document_id)
         return document
 
     async def get(self, user_id: uuid.UUID, document_id: uuid.UUID) -> Document:

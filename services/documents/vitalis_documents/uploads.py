@@ -30,6 +30,7 @@ class StreamedUpload:
         self.content_type = ""
         self._head: list[Chunk] = []
         self._absorbing: asyncio.Future[None] | None = None
+        self._opening: asyncio.Future[ObjectWriter] | None = None
         self.writer: ObjectWriter | None = None
 
     @property
@@ -65,7 +66,10 @@ class StreamedUpload:
                 reason="UNSUPPORTED_CONTENT_TYPE",
             )
         self.content_type = content_type
-        self.writer = await self._storage.open_writer()
+        # Opening stages something (a file, a multipart upload) even if this call is cancelled while
+        # it runs; shielded, the writer still arrives, and abort() discards it.
+        self._opening = asyncio.ensure_future(self._storage.open_writer())
+        self.writer = await asyncio.shield(self._opening)
 
     async def _absorb(self, chunk: Chunk) -> None:
         assert self.writer is not None
@@ -98,6 +102,10 @@ class StreamedUpload:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(absorbing)
         finally:
+            opening, self._opening = self._opening, None
+            if self.writer is None and opening is not None:
+                with contextlib.suppress(Exception):
+                    self.writer = await asyncio.shield(opening)
             if self.writer is not None:
                 await self.writer.abort()
 

@@ -9,6 +9,7 @@ import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from vitalis.documents.v1 import document_pb2, document_service_pb2, document_service_pb2_grpc
+from vitalis_documents.api.call_state import require_open_call
 from vitalis_documents.api.convert import document_fields, document_to_proto
 from vitalis_documents.api.names import parse_document, parse_user, require_owner, require_reader
 from vitalis_documents.api.upload_messages import ChunkOnly, UploadMessage
@@ -67,7 +68,11 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
     async def UploadDocument(
         self, request_iterator: AsyncIterator[UploadMessage], context: Context
     ) -> document_pb2.Document:
-        """Metadata first, then chunks; the document is created when the stream ends."""
+        """Metadata first, then chunks; the document is created when the client ends the stream.
+
+        A stream that ends because its client went away (cancelled, closed its channel, died) looks
+        finished to the handler; the call's own state tells them apart before anything is stored.
+        """
         first = await anext(aiter(request_iterator), None)
         if not isinstance(first, UploadDocumentRequest) or first.WhichOneof("payload") != "metadata":
             raise InvalidArgument.for_field(
@@ -94,6 +99,7 @@ class DocumentServicer(document_service_pb2_grpc.DocumentServiceServicer):
             declared_size=metadata.size_bytes,
             declared_sha256=metadata.sha256,
             request_id=request_uuid(metadata.request_id, "metadata.request_id"),
+            confirm_whole=lambda: require_open_call(context),
         )
         return document_to_proto(document)
 
