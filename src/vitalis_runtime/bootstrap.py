@@ -154,6 +154,7 @@ async def create_service_server(
     service_names: Sequence[str],
     public_methods: Sequence[str] = (),
     verifier: CallerVerifier | None = None,
+    server_options: Sequence[tuple[str, int]] = (),
 ) -> ServiceParts:
     """Bind a service's gRPC server with the shared interceptors, health and reflection.
 
@@ -187,5 +188,6 @@ async def create_service_server(
         ),
         public_methods=public_methods,
         readiness_checks=deps.readiness_checks(),
+        extra_options=server_options,
     )
     return ServiceParts(server=server, port=port, health=health, on_stop=on_stop)

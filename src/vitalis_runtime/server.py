@@ -55,6 +55,14 @@ def service_full_names(*services: tuple[Any, str]) -> tuple[str, ...]:
     return tuple(module.DESCRIPTOR.services_by_name[name].full_name for module, name in services)
 
 
+BOUNDED_RECEIVE_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.http2.bdp_probe", 0),)
+"""For a service that receives large client streams (uploads, imports): without BDP probing gRPC
+keeps each stream's receive window at its initial size instead of growing it, so a stream is read
+ahead by a window rather than by megabytes and memory stays bounded by the message size. The cost
+is throughput on links with a large bandwidth-delay product, which the gateway's own buffering in
+front of the services hides."""
+
+
 async def create_server(
     address: str,
     *,
@@ -68,6 +76,7 @@ async def create_server(
     metrics: RpcMetrics | None = None,
     health_interval_seconds: float = 5.0,
     tracing: bool = True,
+    extra_options: Sequence[tuple[str, int]] = (),
 ) -> tuple[grpc.aio.Server, int, HealthReporter]:
     """A bound (not yet started) server, the port it got, and its health reporter.
 
@@ -75,7 +84,8 @@ async def create_server(
     (``vitalis.identity.v1.AuthService``), reported by health and reflection. ``address`` with
     port 0 binds a free port. Health starts NOT_SERVING until the readiness checks first pass.
     The principals ``verifier`` accepts are remembered for a short while (see
-    :mod:`vitalis_runtime.auth_cache`).
+    :mod:`vitalis_runtime.auth_cache`). ``extra_options`` are further gRPC channel arguments
+    (``("grpc.http2.bdp_probe", 0)`` …).
     """
     server = grpc.aio.server(
         interceptors=server_interceptors(
@@ -85,7 +95,7 @@ async def create_server(
             metrics=metrics,
             tracing=tracing,
         ),
-        options=_server_options(max_message_bytes),
+        options=[*_server_options(max_message_bytes), *extra_options],
     )
     register(server)
     servicer = health_aio.HealthServicer()

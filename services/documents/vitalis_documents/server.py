@@ -39,7 +39,7 @@ from vitalis_runtime.bootstrap import Dependencies, ServiceParts, create_service
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
-from vitalis_runtime.server import service_full_names
+from vitalis_runtime.server import BOUNDED_RECEIVE_OPTIONS, service_full_names
 from vitalis_runtime.sharing import ShareGrantChecker
 
 SERVICE_NAMES = service_full_names(
@@ -180,7 +180,14 @@ async def create_documents_server(settings: DocumentsSettings, deps: Dependencie
             channels.append(create_channel(settings.identity_target))
             grants = RemoteShareGrantChecker(channels[-1], credentials)
     app = DocumentsApplication(settings, deps, storage, grants=grants, biomarkers=biomarkers)
-    parts = await create_service_server(settings, deps, register=app.register, service_names=SERVICE_NAMES)
+    # Uploads arrive as large client streams.
+    parts = await create_service_server(
+        settings,
+        deps,
+        register=app.register,
+        service_names=SERVICE_NAMES,
+        server_options=BOUNDED_RECEIVE_OPTIONS,
+    )
 
     async def close_channels() -> None:
         for channel in channels:

@@ -62,7 +62,7 @@ from vitalis_runtime.db import Database
 from vitalis_runtime.events import StreamNames
 from vitalis_runtime.pagination import PageTokens, page_tokens_from
 from vitalis_runtime.relay import OutboxRelay
-from vitalis_runtime.server import service_full_names
+from vitalis_runtime.server import BOUNDED_RECEIVE_OPTIONS, service_full_names
 from vitalis_runtime.service_auth import ServiceCredentials
 from vitalis_runtime.sharing import RemoteShareGrantChecker, ShareGrantChecker
 
@@ -252,7 +252,14 @@ async def create_ingestion_server(settings: IngestionSettings, deps: Dependencie
         time_zones=time_zones,
         documents=documents,
     )
-    parts = await create_service_server(settings, deps, register=app.register, service_names=SERVICE_NAMES)
+    # Import files arrive as large client streams.
+    parts = await create_service_server(
+        settings,
+        deps,
+        register=app.register,
+        service_names=SERVICE_NAMES,
+        server_options=BOUNDED_RECEIVE_OPTIONS,
+    )
 
     async def close() -> None:
         await app.close()
