@@ -36,11 +36,28 @@ ROWS_PER_CALL = 5_000
 CHUNK_ROWS = 1_000
 INGEST_CONCURRENCY = 4
 COPY, STREAM, REST = "B1 raw COPY", "B1 grpc stream", "B1 rest batch + jwt"
+WHY_SLOWER_THAN_COPY = (
+    "RLS forbids COPY into the table and idempotency needs the natural key, so rows are copied to "
+    "staging and merged with ON CONFLICT (PostgreSQL writes each twice), after ~11 µs of decoding, "
+    "validation and keying per row in Python"
+)
 
 TARGETS = (
-    Target("B1", "(a) gRPC client stream vs raw COPY (rows/s)", arm=STREAM, reference=COPY, value=0.7),
     Target(
-        "B1", "(b) REST batch through Envoy + JWT vs raw COPY (rows/s)", arm=REST, reference=COPY, value=0.45
+        "B1",
+        "(a) gRPC client stream vs raw COPY (rows/s)",
+        arm=STREAM,
+        reference=COPY,
+        value=0.7,
+        why_missed=WHY_SLOWER_THAN_COPY,
+    ),
+    Target(
+        "B1",
+        "(b) REST batch through Envoy + JWT vs raw COPY (rows/s)",
+        arm=REST,
+        reference=COPY,
+        value=0.45,
+        why_missed=WHY_SLOWER_THAN_COPY,
     ),
 )
 

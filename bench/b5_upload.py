@@ -23,7 +23,17 @@ SIZES_MB = [1, 5, 20]
 UPLOAD, SHA = "B5 upload (gRPC stream)", "B5 hashlib.sha256"
 
 TARGETS = (
-    Target("B5", "upload 1-20 MB files vs hashlib.sha256 (MB/s)", arm=UPLOAD, reference=SHA, value=0.5),
+    Target(
+        "B5",
+        "upload 1-20 MB files vs hashlib.sha256 (MB/s)",
+        arm=UPLOAD,
+        reference=SHA,
+        value=0.5,
+        why_missed=(
+            "receiving through gRPC, hashing and writing cost ~3 ms of CPU per MB against ~1 ms for "
+            "hashing alone, and the client's own sending shares the two cores"
+        ),
+    ),
     Target(
         "B5",
         "documents' peak memory growth while uploading, vs the largest file",
