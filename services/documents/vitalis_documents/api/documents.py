@@ -9,13 +9,13 @@ import grpc
 from google.api import httpbody_pb2  # type: ignore[import-untyped]
 
 from vitalis.documents.v1 import document_pb2, document_service_pb2, document_service_pb2_grpc
-from vitalis_documents.api.call_state import require_open_call
 from vitalis_documents.api.convert import document_fields, document_to_proto
 from vitalis_documents.api.names import parse_document, parse_user, require_owner, require_reader
 from vitalis_documents.api.upload_messages import ChunkOnly, UploadMessage
 from vitalis_documents.library import DocumentFields, DocumentLibrary, ListQuery
 from vitalis_documents.uploads import Chunk
 from vitalis_runtime.auth import current_principal
+from vitalis_runtime.call_state import require_open_call
 from vitalis_runtime.errors import InvalidArgument
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
 from vitalis_runtime.sharing import ShareGrantChecker

@@ -22,6 +22,7 @@ from vitalis_ingestion.importers.archive import compatible, detect_format
 from vitalis_ingestion.importing import ImportRunner
 from vitalis_ingestion.store.import_jobs import ImportJobStore
 from vitalis_ingestion.store.sources import SourceStore
+from vitalis_runtime.call_state import require_open_call
 from vitalis_runtime.db import Database
 from vitalis_runtime.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from vitalis_runtime.pagination import PageTokens, resolve_page_size
@@ -243,6 +244,8 @@ class ImportServicer(import_service_pb2_grpc.ImportServiceServicer):
         try:
             user_id, meta = await _receive_stream(request_iterator, spooled)
             source_id = await self._source_id(user_id, meta.source, "metadata.source")
+            # A client that went away midway ends the stream as a finished one does.
+            await require_open_call(context)
         except BaseException:
             spooled.discard()
             raise

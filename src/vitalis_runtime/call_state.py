@@ -23,7 +23,10 @@ class CallAbandoned(asyncio.CancelledError):
 
 
 async def require_open_call(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """Return if the call is still open; raise :class:`CallAbandoned` if its client went away.
+    """Return if the call is still open; raise a cancellation if its client went away.
+
+    Which one depends on where gRPC notices: :class:`CallAbandoned` when core refuses the send,
+    ``asyncio.CancelledError`` when the call's cancellation reaches the send first.
 
     Call it once the request stream ended and before acting on the request. It sends the call's
     initial metadata (empty), so the handler must not have sent it already.
