@@ -239,7 +239,9 @@ class EventConsumer:
             lanes.setdefault((delivery.stream, user_id), []).append((delivery, event))
         settled = 0
         slots = asyncio.Semaphore(self._concurrency)
-        renewal = _LeaseRenewal(self, asyncio.get_running_loop().time())
+        renewal = _LeaseRenewal(
+            self._leases, self._streams, self._lease_ms, asyncio.get_running_loop().time()
+        )
 
         async def run_lane(lane: list[tuple[_Delivery, Event | str]]) -> None:
             nonlocal settled
@@ -464,23 +466,26 @@ class EventConsumer:
 class _LeaseRenewal:
     """Renews a consumer's leases while a batch is handled, at most every third of their lifetime."""
 
-    def __init__(self, consumer: EventConsumer, now: float) -> None:
-        self._consumer = consumer
+    def __init__(
+        self, leases: StreamLeases | None, streams: Sequence[str], lease_ms: int, now: float
+    ) -> None:
+        self._leases = leases
+        self._streams = set(streams)
+        self._renew_after = lease_ms / 3000
         self._renewed_at = now
         self._lost: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def lost_streams(self) -> set[str]:
-        """The streams this consumer no longer holds; renews the leases first when they are due."""
-        consumer = self._consumer
-        if consumer._leases is None:
+        """The streams no longer held; renews the leases first when they are due."""
+        if self._leases is None:
             return self._lost
         async with self._lock:
             loop = asyncio.get_running_loop()
-            if loop.time() - self._renewed_at > consumer._lease_ms / 3000:
+            if loop.time() - self._renewed_at > self._renew_after:
                 # A long batch must not outlive the leases it was read under.
                 with translate_redis_errors():
-                    self._lost = set(consumer._streams) - set(await consumer._leases.renew())
+                    self._lost = self._streams - set(await self._leases.renew())
                 self._renewed_at = loop.time()
         return self._lost
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import uuid
-import zipfile
-from pathlib import Path
 from typing import Any
 
 from google.api import httpbody_pb2
@@ -17,14 +14,6 @@ TERMINAL = {
     import_job_pb2.IMPORT_JOB_STATE_FAILED,
     import_job_pb2.IMPORT_JOB_STATE_CANCELLED,
 }
-
-
-def zip_folder(folder: Path) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            archive.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
 
 
 async def upload(

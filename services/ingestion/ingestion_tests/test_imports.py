@@ -13,11 +13,12 @@ import grpc
 import pytest
 
 from vitalis.ingestion.v1 import import_job_pb2, import_service_pb2, import_service_pb2_grpc
+from vitalis_cli.demo_loaders import zip_folder
 from vitalis_ingestion.importers.fit import semicircles_to_degrees
 from vitalis_ingestion.testing import write_export
 
 from .conftest import FIXTURES
-from .importing_helpers import finished, import_file, stored_records, stored_samples, upload, zip_folder
+from .importing_helpers import finished, import_file, stored_records, stored_samples, upload
 
 pytestmark = pytest.mark.timeout(90)
 SUCCEEDED = import_job_pb2.IMPORT_JOB_STATE_SUCCEEDED
